@@ -1,0 +1,296 @@
+"""The one object that travels: a validated, hashable run configuration.
+
+The page builds a `RunConfig` from its widgets, the command line from a preset plus
+`--set` overrides, and the run store keys results by `RunConfig.key()`. Nothing else
+keeps its own copy of the settings.
+
+Augmentation knobs keep the names and units of the course's `ImageDataGenerator`,
+with one documented exception in meaning (see `Augmentation.shear_range`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# Bump when a change makes old stored results incomparable with new ones.
+SCHEMA_VERSION = 1
+
+FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+
+# The course CNN has four 3x3 convolutions each followed by 2x2 pooling: anything
+# smaller than 46 px collapses to nothing before `Flatten`.
+MIN_IMAGE_SIZE = 48
+MAX_IMAGE_SIZE = 512
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The knobs of the course's `ImageDataGenerator`, applied on the fly.
+
+    Units follow `ImageDataGenerator`: degrees for rotation and shear, fractions of the
+    image size for shifts, `z` for a zoom factor drawn from [1 - z, 1 + z] (independently
+    for width and height, as `ImageDataGenerator` does). `rescale` multiplies every pixel,
+    training and validation alike, and is not an augmentation: a run "without
+    augmentation" keeps it.
+    """
+
+    rescale: float = 1 / 255
+    rotation_range: float = 0.0
+    width_shift_range: float = 0.0
+    height_shift_range: float = 0.0
+    # Degrees, exactly as ImageDataGenerator reads it: the course's `shear_range=0.2`
+    # is 0.2 degrees, a shear too small to see. Use 10-20 to see a shear.
+    shear_range: float = 0.0
+    zoom_range: float = 0.0
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: str = "nearest"
+    cval: float = 0.0
+    # Extras beyond ImageDataGenerator's geometric knobs: brightness shifts by up to
+    # this fraction of the pixel range, contrast scales by a factor in [1 - c, 1 + c].
+    brightness_range: float = 0.0
+    contrast_range: float = 0.0
+
+    def __post_init__(self) -> None:
+        _validate(self, "augmentation")
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one knob changes images (rescale does not count)."""
+        return any(
+            [
+                self.rotation_range,
+                self.width_shift_range,
+                self.height_shift_range,
+                self.shear_range,
+                self.zoom_range,
+                self.horizontal_flip,
+                self.vertical_flip,
+                self.brightness_range,
+                self.contrast_range,
+            ]
+        )
+
+    def switched_off(self) -> Augmentation:
+        """The same settings with every knob off; rescale and fill mode are kept."""
+        return Augmentation(rescale=self.rescale, fill_mode=self.fill_mode, cval=self.cval)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides the outcome of one training run."""
+
+    dataset: str = "builtin"
+    # Folder holding the images, for datasets read from disk. `None` uses the
+    # dataset's default location (the builtin dataset needs none).
+    data_dir: str | None = None
+    image_size: int = 64
+    # How many training images to use: 0 means all of the training split. A smaller
+    # number is a class-balanced, seeded subset, so a user can see that less data
+    # overfits sooner.
+    train_images: int = 0
+    # Used only for a folder without train/ and validation/: the fraction held out.
+    validation_split: float = 0.2
+    epochs: int = 20
+    batch_size: int = 20
+    learning_rate: float = 1e-4
+    dropout: float = 0.0
+    seed: int = 42
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augmentation, dict):
+            object.__setattr__(self, "augmentation", _build(Augmentation, self.augmentation, "augmentation"))
+        elif not isinstance(self.augmentation, Augmentation):
+            raise ConfigError("augmentation must be a table of augmentation settings")
+        _validate(self, "")
+
+    # -- derived configurations -------------------------------------------------
+    def without_augmentation(self) -> RunConfig:
+        """The baseline of a comparison: same data, model and seed, knobs off."""
+        return dataclasses.replace(self, augmentation=self.augmentation.switched_off())
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """Apply `{"epochs": 5, "augmentation.rotation_range": 40}` style overrides.
+
+        A bare augmentation knob (`rotation_range`) is accepted too.
+        """
+        data = self.to_dict()
+        aug_names = {f.name for f in fields(Augmentation)}
+        for dotted, value in overrides.items():
+            parts = dotted.split(".")
+            if len(parts) == 2 and parts[0] == "augmentation":
+                data["augmentation"][parts[1]] = value
+            elif len(parts) == 1 and parts[0] in aug_names and parts[0] not in data:
+                data["augmentation"][parts[0]] = value
+            elif len(parts) == 1:
+                data[parts[0]] = value
+            else:
+                raise ConfigError(f"unknown field '{dotted}': use NAME or augmentation.NAME")
+        return RunConfig.from_dict(data)
+
+    # -- identity -----------------------------------------------------------------
+    def key(self) -> str:
+        """A stable hash of everything that decides the result: the cache key."""
+        payload = json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # -- serialisation --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _build(cls, data, "")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def to_toml(self) -> str:
+        data = self.to_dict()
+        aug = data.pop("augmentation")
+        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None]
+        lines += ["", "[augmentation]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in aug.items()]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str) -> RunConfig:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+
+# -- validation -------------------------------------------------------------------
+# (minimum, maximum, unit) for every number; `None` means unbounded on that side.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "image_size": (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, "pixels"),
+    "train_images": (0, 1_000_000, "images, 0 = all"),
+    "validation_split": (0.05, 0.9, "fraction held out"),
+    "epochs": (1, 1000, "epochs"),
+    "batch_size": (1, 1024, "images"),
+    "learning_rate": (1e-7, 1.0, ""),
+    "dropout": (0.0, 0.9, "fraction"),
+    "seed": (0, 2**31 - 1, ""),
+    "augmentation.rescale": (1e-6, 1.0, "factor"),
+    "augmentation.rotation_range": (0.0, 180.0, "degrees"),
+    "augmentation.width_shift_range": (0.0, 0.9, "fraction of the width"),
+    "augmentation.height_shift_range": (0.0, 0.9, "fraction of the height"),
+    "augmentation.shear_range": (0.0, 60.0, "degrees"),
+    "augmentation.zoom_range": (0.0, 0.9, "zoom drawn from [1-z, 1+z]"),
+    "augmentation.cval": (0.0, 255.0, "pixel value"),
+    "augmentation.brightness_range": (0.0, 1.0, "fraction of the pixel range"),
+    "augmentation.contrast_range": (0.0, 1.0, "contrast factor drawn from [1-c, 1+c]"),
+}
+
+
+def _validate(obj: Any, prefix: str) -> None:
+    for f in fields(obj):
+        name = f"{prefix}.{f.name}" if prefix else f.name
+        value = getattr(obj, f.name)
+        if f.name == "augmentation":
+            continue
+        value = _coerce(name, value, f.type)
+        object.__setattr__(obj, f.name, value)
+        if name in _RANGES and value is not None:
+            low, high, unit = _RANGES[name]
+            if not (math.isfinite(value) and low <= value <= high):
+                unit_text = f" ({unit})" if unit else ""
+                raise ConfigError(f"{name} = {value!r} is out of range: allowed {low:g} to {high:g}{unit_text}")
+    if isinstance(obj, Augmentation) and obj.fill_mode not in FILL_MODES:
+        raise ConfigError(f"augmentation.fill_mode = {obj.fill_mode!r} is not allowed: choose one of {', '.join(FILL_MODES)}")
+    if isinstance(obj, RunConfig) and not obj.dataset:
+        raise ConfigError("dataset must be a dataset name, e.g. 'builtin'")
+
+
+def _coerce(name: str, value: Any, type_name: Any) -> Any:
+    """Accept what TOML, JSON, a URL or a widget gives, reject what is plainly wrong."""
+    type_name = str(type_name)
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if type_name in ("int", "float"):
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        if type_name == "int":
+            if not number.is_integer():
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            return int(number)
+        return number
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be text, got {value!r}")
+        return value
+    if type_name == "str | None":
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be text, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'configuration'} must be a table of settings, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        name = unknown[0]
+        where = f" in {prefix}" if prefix else ""
+        hint = difflib.get_close_matches(name, sorted(known), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(f"unknown field '{name}'{where}{suggestion}; known fields: {', '.join(sorted(known))}")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a missing or malformed nested value
+        raise ConfigError(str(exc)) from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)  # a TOML basic string is a JSON string
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """Read a configuration from a .toml or .json file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    return RunConfig.from_json(text) if path.suffix == ".json" else RunConfig.from_toml(text)
