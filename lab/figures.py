@@ -1,0 +1,248 @@
+"""Plotly figures of training histories: the picture the lesson is told with.
+
+`compare_figure` puts a run without augmentation beside one with it, on identical axes,
+so that the gap between training and validation reads at a glance. `single_figure`
+shows one run. Both accept a live, partly filled history and redraw cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lab.history import empty_history, summarize
+
+# Okabe-Ito blue and vermilion: distinguishable with the common colour blindnesses and
+# on a washed-out projector.
+TRAIN_COLOUR = "#0072B2"
+VAL_COLOUR = "#D55E00"
+MARK_COLOUR = "#444444"
+FONT_SIZE = 16
+# True whether a side is still waiting for its first epoch or was never started.
+PLACEHOLDER = "no epoch finished yet"
+
+# (row, column in the history, axis title, hover number format)
+METRICS = ((1, "accuracy", "accuracy", ".1%"), (2, "loss", "loss", ".3f"))
+
+
+def compare_figure(
+    baseline: pd.DataFrame | None,
+    augmented: pd.DataFrame | None,
+    *,
+    epochs: int | None = None,
+    titles: Sequence[str] = ("Without augmentation", "With augmentation"),
+) -> go.Figure:
+    """Two runs side by side: accuracy on top, loss below, identical axes on both sides.
+
+    `epochs` fixes the x axis to the planned length so a live run fills it in without
+    the axis rescaling every epoch; a longer history still shows in full.
+    """
+    histories = [_history_or_empty(baseline), _history_or_empty(augmented)]
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        shared_xaxes="all",
+        shared_yaxes="rows",
+        column_titles=list(titles),
+        horizontal_spacing=0.05,
+        vertical_spacing=0.08,
+    )
+    legend_shown = False
+    for col, (history, side) in enumerate(zip(histories, titles, strict=True), start=1):
+        draw_run(fig, history, col=col, side=side, legend=not legend_shown)
+        legend_shown = legend_shown or not history.empty
+    set_axes(fig, histories, epochs=epochs)
+    return style(fig, height=680)
+
+
+def single_figure(history: pd.DataFrame | None, title: str, *, epochs: int | None = None) -> go.Figure:
+    """One run's accuracy and loss, with the same marks as `compare_figure`."""
+    history = _history_or_empty(history)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes="all", vertical_spacing=0.08)
+    draw_run(fig, history, col=1, side=title, legend=True)
+    set_axes(fig, [history], epochs=epochs)
+    fig.update_layout(title={"text": title, "font": {"size": FONT_SIZE + 6}})
+    return style(fig, height=640)
+
+
+def draw_run(fig: go.Figure, history: pd.DataFrame, *, col: int, side: str, legend: bool) -> None:
+    """Curves, gap and best epoch of one run into column `col` (or a placeholder)."""
+    if history.empty:
+        for row in (1, 2):
+            fig.add_annotation(
+                text=PLACEHOLDER,
+                name="placeholder",
+                xref="x domain",
+                yref="y domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font={"size": FONT_SIZE + 2, "color": "#888888"},
+                row=row,
+                col=col,
+            )
+        return
+    for row, metric, label, number in METRICS:
+        for kind, colour, dash, prefix in (
+            ("training", TRAIN_COLOUR, "solid", ""),
+            ("validation", VAL_COLOUR, "dash", "val_"),
+        ):
+            fig.add_trace(
+                curve(history, prefix + metric, kind, colour, dash, f"{side}<br>{kind} {label}", number),
+                row=row,
+                col=col,
+            )
+            # Accuracy traces carry the legend entry; the legend group toggles loss too.
+            fig.data[-1].showlegend = legend and row == 1
+    summary = summarize(history)
+    mark_gap(fig, summary, col=col)
+    mark_best_epoch(fig, history, summary["best_epoch"], col=col, legend=legend)
+
+
+def curve(
+    history: pd.DataFrame, column: str, kind: str, colour: str, dash: str, hover: str, number: str
+) -> go.Scatter:
+    return go.Scatter(
+        x=history["epoch"],
+        y=history[column],
+        name=kind,
+        legendgroup=kind,
+        mode="lines+markers",
+        line={"color": colour, "dash": dash, "width": 3},
+        marker={"size": 6},
+        hovertemplate=f"{hover}<br>epoch %{{x}}: %{{y:{number}}}<extra></extra>",
+    )
+
+
+def mark_gap(fig: go.Figure, summary: dict, *, col: int) -> None:
+    """Vertical segment between the two accuracies at the last finished epoch."""
+    last, train, val = summary["epochs"], summary["accuracy"], summary["val_accuracy"]
+    fig.add_shape(
+        type="line",
+        name="gap",
+        x0=last,
+        x1=last,
+        y0=val,
+        y1=train,
+        line={"color": MARK_COLOUR, "width": 4},
+        row=1,
+        col=col,
+    )
+    fig.add_annotation(
+        text=f"gap {summary['gap']:.0%}",
+        name="gap",
+        x=last,
+        y=(train + val) / 2,
+        xanchor="right",
+        xshift=-8,
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.85)",
+        font={"size": FONT_SIZE, "color": MARK_COLOUR},
+        row=1,
+        col=col,
+    )
+
+
+def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: int, legend: bool) -> None:
+    """Where an early stop would have kept the model: lowest validation loss."""
+    best_loss = float(history["val_loss"].min())
+    for row in (1, 2):
+        fig.add_shape(
+            type="line",
+            name="best epoch",
+            x0=best,
+            x1=best,
+            xref="x",
+            y0=0,
+            y1=1,
+            yref="y domain",
+            line={"color": MARK_COLOUR, "width": 2, "dash": "dot"},
+            row=row,
+            col=col,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[best],
+            y=[best_loss],
+            name="lowest validation loss",
+            legendgroup="best",
+            showlegend=legend,
+            mode="markers",
+            marker={
+                "symbol": "star",
+                "size": 16,
+                "color": VAL_COLOUR,
+                "line": {"color": "white", "width": 1},
+            },
+            cliponaxis=False,
+            hovertemplate="lowest validation loss<br>epoch %{x}: %{y:.3f}<extra></extra>",
+        ),
+        row=2,
+        col=col,
+    )
+    fig.add_annotation(
+        text=f"best epoch {best}",
+        name="best epoch",
+        x=best,
+        y=1,
+        yref="y domain",
+        xanchor="left",
+        yanchor="top",
+        xshift=4,
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.85)",
+        font={"size": FONT_SIZE - 2, "color": MARK_COLOUR},
+        row=2,
+        col=col,
+    )
+
+
+def set_axes(fig: go.Figure, histories: list[pd.DataFrame], *, epochs: int | None) -> None:
+    """The same ranges on every side, so two panels compare without reading the ticks."""
+    last = epoch_span(histories, epochs)
+    fig.update_xaxes(range=[1, last], tick0=1, dtick=max(1, round(last / 10)), showgrid=True)
+    fig.update_xaxes(title_text="epoch", row=2)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1)
+    fig.update_yaxes(range=[0, loss_ceiling(histories)], row=2)
+    fig.update_yaxes(title_text="accuracy", row=1, col=1)
+    fig.update_yaxes(title_text="loss", row=2, col=1)
+
+
+def epoch_span(histories: list[pd.DataFrame], epochs: int | None) -> int:
+    """Last epoch on the x axis: the planned length, stretched to any longer history."""
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    finished = [int(h["epoch"].max()) for h in histories if not h.empty]
+    # A range of 1..1 has no width; plotly would pick its own.
+    return max([epochs or 0, *finished, 2])
+
+
+def loss_ceiling(histories: list[pd.DataFrame]) -> float:
+    highs = [h[["loss", "val_loss"]].max().max() for h in histories if not h.empty]
+    highs = [float(h) for h in highs if pd.notna(h) and h > 0]
+    # Headroom keeps the top of the curve and the "best epoch" label apart.
+    return max(highs) * 1.15 if highs else 1.0
+
+
+def style(fig: go.Figure, *, height: int) -> go.Figure:
+    """Sizes that stay legible on a projector."""
+    fig.update_layout(
+        height=height,
+        font={"size": FONT_SIZE},
+        template="plotly_white",
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "bottom", "y": -0.18, "xanchor": "center", "x": 0.5},
+        margin={"t": 80, "b": 110, "l": 80, "r": 30},
+    )
+    # make_subplots writes panel titles as unnamed annotations with a small font of their own.
+    for note in fig.layout.annotations:
+        if note.name is None:
+            note.font.size = FONT_SIZE + 4
+    return fig
+
+
+def _history_or_empty(history: pd.DataFrame | None) -> pd.DataFrame:
+    return empty_history() if history is None else history

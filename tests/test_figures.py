@@ -1,0 +1,188 @@
+"""The figures show what the lesson points at: both curves per side, shared axes, the gap, the best epoch."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lab.figures import PLACEHOLDER, compare_figure, single_figure
+from lab.history import empty_history, from_rows
+
+ACCURACY, LOSS = 1, 2
+
+
+def make_history(accuracy, val_accuracy, loss, val_loss) -> pd.DataFrame:
+    rows = zip(accuracy, val_accuracy, loss, val_loss, strict=True)
+    return from_rows(
+        [
+            {"epoch": i, "accuracy": a, "val_accuracy": va, "loss": lo, "val_loss": vl, "seconds": 1.0}
+            for i, (a, va, lo, vl) in enumerate(rows, start=1)
+        ]
+    )
+
+
+# Overfits: training climbs to 95 %, validation stalls at 67 %, val_loss lowest at epoch 3.
+BASELINE = make_history(
+    accuracy=[0.55, 0.70, 0.82, 0.90, 0.95],
+    val_accuracy=[0.52, 0.62, 0.68, 0.69, 0.67],
+    loss=[0.68, 0.55, 0.40, 0.25, 0.12],
+    val_loss=[0.69, 0.62, 0.58, 0.75, 2.40],
+)
+# Generalises: the two curves move together, val_loss lowest at epoch 4.
+AUGMENTED = make_history(
+    accuracy=[0.52, 0.60, 0.66, 0.71],
+    val_accuracy=[0.53, 0.61, 0.68, 0.70],
+    loss=[0.70, 0.66, 0.61, 0.57],
+    val_loss=[0.69, 0.64, 0.59, 0.56],
+)
+
+
+def axis_refs(fig, row: int, col: int) -> tuple[str, str]:
+    """("x3", "y3")-style references of a panel, as shapes and annotations name it."""
+    panel = fig.get_subplot(row, col)
+    return tuple(axis.plotly_name.replace("axis", "") for axis in (panel.xaxis, panel.yaxis))
+
+
+def curves(fig, row: int, col: int) -> dict:
+    return {trace.name: trace for trace in fig.select_traces(row=row, col=col)}
+
+
+def notes(fig, name: str, row: int, col: int) -> list:
+    xref, _ = axis_refs(fig, row, col)
+    return [a for a in fig.layout.annotations if a.name == name and a.xref.split(" ")[0] == xref]
+
+
+def shapes(fig, name: str, row: int, col: int) -> list:
+    xref, _ = axis_refs(fig, row, col)
+    return [s for s in fig.layout.shapes if s.name == name and s.xref == xref]
+
+
+@pytest.mark.parametrize("col, history", [(1, BASELINE), (2, AUGMENTED)])
+@pytest.mark.parametrize("row, metric", [(ACCURACY, "accuracy"), (LOSS, "loss")])
+def test_each_side_draws_training_and_validation_of_its_own_run(col, history, row, metric):
+    drawn = curves(compare_figure(BASELINE, AUGMENTED), row, col)
+    assert list(drawn["training"].y) == list(history[metric])
+    assert list(drawn["validation"].y) == list(history[f"val_{metric}"])
+    assert list(drawn["training"].x) == list(history["epoch"])
+
+
+def test_training_is_solid_validation_dashed_in_the_same_colours_on_both_sides():
+    fig = compare_figure(BASELINE, AUGMENTED)
+    for kind, dash in (("training", "solid"), ("validation", "dash")):
+        lines = [t.line for t in fig.data if t.name == kind]
+        assert len(lines) == 4
+        assert {line.dash for line in lines} == {dash}
+        assert len({line.color for line in lines}) == 1
+    train_colour = next(t.line.color for t in fig.data if t.name == "training")
+    assert train_colour != next(t.line.color for t in fig.data if t.name == "validation")
+
+
+@pytest.mark.parametrize("baseline", [BASELINE, None])
+def test_legend_lists_each_entry_once(baseline):
+    fig = compare_figure(baseline, AUGMENTED)
+    listed = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(listed) == ["lowest validation loss", "training", "validation"]
+
+
+def test_both_sides_share_identical_y_ranges_with_room_for_the_highest_loss():
+    fig = compare_figure(BASELINE, AUGMENTED)
+    for row in (ACCURACY, LOSS):
+        left, right = (fig.get_subplot(row, col).yaxis.range for col in (1, 2))
+        assert left == right
+    assert fig.get_subplot(ACCURACY, 1).yaxis.range == (0, 1)
+    low, high = fig.get_subplot(LOSS, 2).yaxis.range
+    # The augmented side never goes above 0.70; its axis still reaches the baseline's 2.40.
+    assert low == 0 and 2.40 <= high < 3.5
+
+
+@pytest.mark.parametrize("col, expected", [(1, "gap 28%"), (2, "gap 1%")])
+def test_gap_annotation_states_train_minus_validation_at_the_last_epoch(col, expected):
+    fig = compare_figure(BASELINE, AUGMENTED)
+    (note,) = notes(fig, "gap", ACCURACY, col)
+    assert note.text == expected
+    history = (BASELINE, AUGMENTED)[col - 1]
+    last = history.iloc[-1]
+    (segment,) = shapes(fig, "gap", ACCURACY, col)
+    assert segment.x0 == segment.x1 == last["epoch"]
+    assert {segment.y0, segment.y1} == {last["accuracy"], last["val_accuracy"]}
+
+
+def test_negative_gap_is_reported_with_its_sign():
+    ahead = make_history([0.50, 0.60], [0.55, 0.70], [0.7, 0.6], [0.6, 0.5])
+    (note,) = notes(compare_figure(ahead, None), "gap", ACCURACY, 1)
+    assert note.text == "gap -10%"
+
+
+@pytest.mark.parametrize("col, best, lowest", [(1, 3, 0.58), (2, 4, 0.56)])
+def test_best_epoch_marker_sits_at_the_lowest_validation_loss(col, best, lowest):
+    fig = compare_figure(BASELINE, AUGMENTED)
+    marker = curves(fig, LOSS, col)["lowest validation loss"]
+    assert list(marker.x) == [best] and list(marker.y) == [lowest]
+    for row in (ACCURACY, LOSS):
+        (line,) = shapes(fig, "best epoch", row, col)
+        assert line.x0 == line.x1 == best and line.line.dash == "dot"
+    assert [n.text for n in notes(fig, "best epoch", LOSS, col)] == [f"best epoch {best}"]
+
+
+@pytest.mark.parametrize("missing", [None, empty_history()], ids=["none", "empty"])
+def test_missing_run_leaves_an_empty_panel_with_a_placeholder(missing):
+    fig = compare_figure(BASELINE, missing)
+    for row in (ACCURACY, LOSS):
+        assert curves(fig, row, 2) == {}
+        assert [n.text for n in notes(fig, "placeholder", row, 2)] == [PLACEHOLDER]
+        assert notes(fig, "placeholder", row, 1) == []
+        assert {"training", "validation"} <= set(curves(fig, row, 1))
+        # The empty side keeps the same axes as the run beside it.
+        assert fig.get_subplot(row, 1).yaxis.range == fig.get_subplot(row, 2).yaxis.range
+
+
+def test_no_run_at_all_still_draws_a_figure():
+    fig = compare_figure(None, empty_history(), epochs=8)
+    assert len(fig.data) == 0
+    assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 4
+    assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 8)
+
+
+@pytest.mark.parametrize("epochs, expected", [(20, (1, 20)), (None, (1, 5)), (3, (1, 5))])
+def test_x_axis_spans_the_planned_epochs_but_never_hides_a_finished_one(epochs, expected):
+    fig = compare_figure(BASELINE, AUGMENTED, epochs=epochs)
+    for row in (ACCURACY, LOSS):
+        for col in (1, 2):
+            assert fig.get_subplot(row, col).xaxis.range == expected
+
+
+def test_epochs_below_one_is_refused():
+    with pytest.raises(ValueError, match="epochs"):
+        compare_figure(BASELINE, AUGMENTED, epochs=0)
+
+
+def test_titles_name_the_sides_and_hover_shows_epoch_and_value():
+    fig = compare_figure(BASELINE, AUGMENTED, titles=("plain", "flipped"))
+    texts = [a.text for a in fig.layout.annotations]
+    assert "plain" in texts and "flipped" in texts
+    for trace in fig.data:
+        assert "epoch %{x}" in trace.hovertemplate and "%{y" in trace.hovertemplate
+    assert "plain" in curves(fig, ACCURACY, 1)["training"].hovertemplate
+
+
+def test_text_is_large_enough_to_read_projected():
+    fig = compare_figure(BASELINE, None)
+    assert fig.layout.font.size >= 14
+    sizes = [a.font.size for a in fig.layout.annotations if a.font.size is not None]
+    assert len(sizes) == len(fig.layout.annotations) and min(sizes) >= 14
+
+
+def test_single_figure_shows_one_run_with_its_marks():
+    fig = single_figure(BASELINE, "run 3f2a")
+    assert fig.layout.title.text == "run 3f2a"
+    assert list(curves(fig, ACCURACY, 1)["validation"].y) == list(BASELINE["val_accuracy"])
+    assert list(curves(fig, LOSS, 1)["training"].y) == list(BASELINE["loss"])
+    assert list(curves(fig, LOSS, 1)["lowest validation loss"].x) == [3]
+    assert [n.text for n in notes(fig, "gap", ACCURACY, 1)] == ["gap 28%"]
+
+
+def test_single_figure_of_an_unstarted_run_shows_the_placeholder():
+    fig = single_figure(None, "pending", epochs=12)
+    assert len(fig.data) == 0
+    assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 2
+    assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 12)
