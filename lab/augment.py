@@ -1,0 +1,231 @@
+"""The augmentation knobs turned into an on-the-fly transform, a preview, and code.
+
+`ImageDataGenerator` composes rotation, shift, shear and zoom into one matrix and
+resamples each image once. `Augment` does the same as a Keras preprocessing layer over a
+batch, with `keras.ops.image.affine_transform`, so the knobs keep the course's meaning
+while the work stays one resample per image (the separate `RandomRotation`,
+`RandomTranslation`, ... layers resample once each).
+
+Randomness is stateless and keyed by a per-batch seed: the same seed gives the same
+augmented images on every run, while each batch of each epoch draws new variants.
+Nothing is stored: every variant exists only while its batch is in flight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lab.config import Augmentation
+
+# One stream of random numbers per kind of draw, so that switching one knob on does not
+# change what the others draw.
+_STREAMS = {"theta": 1, "tx": 2, "ty": 3, "shear": 4, "zx": 5, "zy": 6, "hflip": 7, "vflip": 8, "bright": 9, "contrast": 10}
+
+
+def affine_matrix(theta, tx, ty, shear, zx, zy, height: int, width: int, xp=np):
+    """The 3x3 matrices mapping output pixel (x, y) to input (x', y'), as in ImageDataGenerator.
+
+    Arguments are per-image arrays: rotation `theta` (degrees, counter-clockwise), shift
+    `tx`/`ty` (pixels along the width/height; the content moves by -tx, -ty), `shear`
+    (degrees), zoom `zx`/`zy` (sampling scale along the width/height: above 1 shows more
+    of the scene, smaller). The composition order is ImageDataGenerator's: rotation,
+    shift, shear, zoom, about the image centre. `xp` is numpy or a tensor namespace with
+    the same functions (tensorflow's experimental numpy), so the page and the tests can
+    use the same formula as the pipeline.
+    """
+    t = xp.asarray(theta) * (math.pi / 180)
+    s = xp.asarray(shear) * (math.pi / 180)
+    cos, sin = xp.cos(t), xp.sin(t)
+    zx, zy = xp.asarray(zx), xp.asarray(zy)
+    tx, ty = xp.asarray(tx), xp.asarray(ty)
+    # R(theta) @ T(tx, ty) @ Shear(s) @ Zoom(zx, zy), multiplied out.
+    a00 = cos * zx
+    a01 = (-cos * xp.sin(s) - sin * xp.cos(s)) * zy
+    a10 = sin * zx
+    a11 = (-sin * xp.sin(s) + cos * xp.cos(s)) * zy
+    a02 = cos * tx - sin * ty
+    a12 = sin * tx + cos * ty
+    # About the centre: C @ M @ C^-1, C a shift by the centre (pixel-centre convention
+    # of ImageDataGenerator: (size - 1) / 2).
+    ox, oy = width / 2 - 0.5, height / 2 - 0.5
+    b02 = a02 + ox - a00 * ox - a01 * oy
+    b12 = a12 + oy - a10 * ox - a11 * oy
+    return a00, a01, b02, a10, a11, b12
+
+
+def _uniform(seed, stream: str, shape, low, high):
+    import tensorflow as tf
+
+    stream_seed = tf.stack([seed[0], seed[1] + _STREAMS[stream] * 1_000_003])
+    return tf.random.stateless_uniform(shape, stream_seed, minval=low, maxval=high)
+
+
+def sample_parameters(aug: Augmentation, batch: int, height: int, width: int, seed) -> dict:
+    """Draw the per-image parameters of one batch, the way ImageDataGenerator draws them."""
+    import tensorflow as tf
+
+    def draw(name, low, high):
+        return _uniform(seed, name, [batch], low, high)
+
+    zeros, ones = tf.zeros([batch]), tf.ones([batch])
+    z = aug.zoom_range
+    return {
+        "theta": draw("theta", -aug.rotation_range, aug.rotation_range) if aug.rotation_range else zeros,
+        # Fractions of the width move along the width: ImageDataGenerator in Keras 3 swaps
+        # these two axes; with equal ranges, as in the course, that makes no difference.
+        "tx": draw("tx", -aug.width_shift_range, aug.width_shift_range) * width if aug.width_shift_range else zeros,
+        "ty": draw("ty", -aug.height_shift_range, aug.height_shift_range) * height if aug.height_shift_range else zeros,
+        "shear": draw("shear", -aug.shear_range, aug.shear_range) if aug.shear_range else zeros,
+        "zx": draw("zx", 1 - z, 1 + z) if z else ones,
+        "zy": draw("zy", 1 - z, 1 + z) if z else ones,
+        "hflip": draw("hflip", 0, 1) < 0.5 if aug.horizontal_flip else tf.zeros([batch], tf.bool),
+        "vflip": draw("vflip", 0, 1) < 0.5 if aug.vertical_flip else tf.zeros([batch], tf.bool),
+        "brightness": draw("bright", -aug.brightness_range, aug.brightness_range) if aug.brightness_range else zeros,
+        "contrast": draw("contrast", 1 - aug.contrast_range, 1 + aug.contrast_range) if aug.contrast_range else ones,
+    }
+
+
+def apply_parameters(images, params: dict, aug: Augmentation):
+    """Transform a float batch [B, H, W, C] in 0..255 with fixed per-image parameters."""
+    import keras
+    import tensorflow as tf
+
+    height, width = images.shape[1], images.shape[2]
+    if height is None or width is None:
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+    geometric = aug.rotation_range or aug.width_shift_range or aug.height_shift_range
+    geometric = geometric or aug.shear_range or aug.zoom_range
+    if geometric:
+        rows = affine_matrix(
+            params["theta"], params["tx"], params["ty"], params["shear"], params["zx"], params["zy"],
+            int(height), int(width), xp=tf.experimental.numpy,
+        )
+        zeros = tf.zeros_like(params["theta"])
+        transforms = tf.stack([tf.cast(r, tf.float32) for r in rows] + [zeros, zeros], axis=1)
+        images = keras.ops.image.affine_transform(
+            images, transforms, interpolation="bilinear", fill_mode=aug.fill_mode, fill_value=aug.cval
+        )
+    if aug.horizontal_flip:
+        images = tf.where(params["hflip"][:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if aug.vertical_flip:
+        images = tf.where(params["vflip"][:, None, None, None], tf.reverse(images, axis=[1]), images)
+    if aug.brightness_range:
+        images = images + params["brightness"][:, None, None, None] * 255.0
+    if aug.contrast_range:
+        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        images = (images - mean) * params["contrast"][:, None, None, None] + mean
+    if aug.brightness_range or aug.contrast_range:
+        images = tf.clip_by_value(images, 0.0, 255.0)
+    return images
+
+
+def make_layer(aug: Augmentation):
+    """A Keras preprocessing layer applying `aug` to a batch, given a per-batch seed."""
+    import keras
+
+    class Augment(keras.layers.Layer):
+        """ImageDataGenerator's knobs as one layer: one resample per image, stateless seeds."""
+
+        def __init__(self, augmentation: Augmentation, **kwargs):
+            super().__init__(trainable=False, **kwargs)
+            self.augmentation = augmentation
+
+        def call(self, images, seed):
+            import tensorflow as tf
+
+            images = tf.cast(images, tf.float32)
+            shape = tf.shape(images)
+            params = sample_parameters(self.augmentation, shape[0], images.shape[1], images.shape[2], seed)
+            return apply_parameters(images, params, self.augmentation)
+
+    return Augment(aug, name="augment")
+
+
+def augment_images(images: np.ndarray, aug: Augmentation, seed: int = 0) -> np.ndarray:
+    """Augment a uint8 batch [N, H, W, 3] once, in memory: the preview of what training sees."""
+    import tensorflow as tf
+
+    layer = make_layer(aug)
+    out = layer(tf.convert_to_tensor(images, tf.float32), seed=tf.constant([seed, 0], tf.int64))
+    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
+
+
+def preview(image: np.ndarray, aug: Augmentation, count: int = 8, seed: int = 0) -> np.ndarray:
+    """`count` augmented variants of one uint8 image [H, W, 3]."""
+    batch = np.repeat(image[None], count, axis=0)
+    return augment_images(batch, aug, seed)
+
+
+# -- equivalent code ------------------------------------------------------------------
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def image_data_generator_code(aug: Augmentation) -> str:
+    """The course's `ImageDataGenerator(...)` call for these settings, ready to copy."""
+    args = [f"rescale=1./{round(1 / aug.rescale):g}" if _is_inverse_int(aug.rescale) else f"rescale={aug.rescale:g}"]
+    for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range"):
+        if getattr(aug, name):
+            args.append(f"{name}={_num(getattr(aug, name))}")
+    for name in ("horizontal_flip", "vertical_flip"):
+        if getattr(aug, name):
+            args.append(f"{name}=True")
+    if aug.brightness_range:
+        low, high = 1 - aug.brightness_range, 1 + aug.brightness_range
+        args.append(f"brightness_range=[{_num(low)}, {_num(high)}]  # multiplies; the lab adds a shift")
+    if aug.enabled:
+        args.append(f"fill_mode='{aug.fill_mode}'")
+        if aug.fill_mode == "constant":
+            args.append(f"cval={_num(aug.cval)}")
+    lines = ["from tensorflow.keras.preprocessing.image import ImageDataGenerator", ""]
+    lines.append("train_datagen = ImageDataGenerator(")
+    lines += [f"    {a}," for a in args]
+    lines.append(")")
+    if aug.contrast_range:
+        lines.append("# contrast has no ImageDataGenerator knob: see the Keras layers version")
+    return "\n".join(lines)
+
+
+def keras_layers_code(aug: Augmentation) -> str:
+    """The same settings as Keras 3 preprocessing layers, ready to copy."""
+    fill = f'fill_mode="{aug.fill_mode}"' + (f", fill_value={_num(aug.cval)}" if aug.fill_mode == "constant" else "")
+    layers = []
+    flips = [m for m, on in (("horizontal", aug.horizontal_flip), ("vertical", aug.vertical_flip)) if on]
+    if flips:
+        layers.append(f'keras.layers.RandomFlip("{"_and_".join(flips)}")')
+    if aug.rotation_range:
+        layers.append(f"keras.layers.RandomRotation({_num(round(aug.rotation_range / 360, 4))}, {fill})  # ±{_num(aug.rotation_range)}°")
+    if aug.width_shift_range or aug.height_shift_range:
+        layers.append(
+            f"keras.layers.RandomTranslation({_num(aug.height_shift_range)}, {_num(aug.width_shift_range)}, {fill})"
+        )
+    if aug.shear_range:
+        factor = round(math.tan(math.radians(aug.shear_range)), 4)
+        layers.append(f"keras.layers.RandomShear(x_factor={_num(factor)}, {fill})  # tan({_num(aug.shear_range)}°)")
+    if aug.zoom_range:
+        layers.append(f"keras.layers.RandomZoom({_num(aug.zoom_range)}, {_num(aug.zoom_range)}, {fill})")
+    if aug.brightness_range:
+        layers.append(f"keras.layers.RandomBrightness({_num(aug.brightness_range)}, value_range=(0, 255))")
+    if aug.contrast_range:
+        layers.append(f"keras.layers.RandomContrast({_num(aug.contrast_range)})")
+    layers.append(f"keras.layers.Rescaling({_num(aug.rescale)})")
+    body = "\n".join(f"    {layer}," for layer in layers)
+    return f"import keras\n\naugmentation = keras.Sequential([\n{body}\n])"
+
+
+def shear_note(aug: Augmentation) -> str:
+    """What the shear number means, since the course's 0.2 is easy to misread."""
+    degrees = aug.shear_range
+    shift = math.tan(math.radians(degrees))
+    return (
+        f"shear_range={_num(degrees)} is read in degrees, as ImageDataGenerator reads it: a point "
+        f"half an image away from the centre moves by at most {shift * 50:.1f}% of the image. The course's "
+        "0.2 is 0.2 degrees (0.2% of the image): a shear too small to see. Try 10-20 degrees to see one."
+    )
+
+
+def _is_inverse_int(value: float) -> bool:
+    inverse = 1 / value
+    return abs(inverse - round(inverse)) < 1e-6 and round(inverse) > 1

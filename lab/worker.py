@@ -1,0 +1,428 @@
+"""The single background worker that trains runs one at a time.
+
+TensorFlow must never train two models at once in one process (memory, and the course's
+timings would mean nothing), while the page is used by several sessions at once. So every
+training request goes through one `Worker`: one daemon thread, a FIFO queue, one job at
+a time. Requests are keyed by `RunConfig.key()`:
+
+- a key already "done" in the `RunStore` is answered from disk, without a job (this also
+  holds after a restart, for a new worker over the same store);
+- a key already queued or running is shared: every caller polls the same job;
+- anything else is queued and, in turn, trained, its history written per epoch.
+
+The page calls `status()` many times a second from several sessions: it only takes the
+lock long enough to copy a few fields, and never while a file is written or read.
+
+TensorFlow is imported lazily, inside the worker thread, and only when no `train_fn` was
+injected, so the page and the tests can import this module cheaply.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lab.config import RunConfig
+from lab.errors import RunCancelled
+from lab.history import empty_history, from_rows
+from lab.store import RunStore, StoredRun
+
+log = logging.getLogger(__name__)
+
+TrainFn = Callable[..., pd.DataFrame]
+
+# Reported for a key that neither this worker nor the store knows.
+UNKNOWN = "unknown"
+
+# Finished jobs whose final status is kept in memory, so polling a finished run does not
+# read its files again and again.
+_FINISHED_CACHE_SIZE = 256
+
+# Held while any worker in this process trains. One worker already trains one job at a
+# time; this also holds when a second `Worker` is created in the same process (a
+# reloaded page module, a test), so two models never train at once.
+_TRAINING_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, eq=False)
+class JobStatus:
+    """What a caller polling a run needs to show it.
+
+    `state` is one of `lab.store.STATES` or "unknown". `position` is 0 for the running
+    job, 1, 2, ... for jobs waiting in the queue, and None for anything else. `history`
+    is a fresh DataFrame of the epochs finished so far (safe to modify). `cached` is True
+    when the result was read from the store rather than trained by this worker.
+    """
+
+    key: str
+    state: str
+    position: int | None = None
+    history: pd.DataFrame = field(default_factory=empty_history)
+    error: str | None = None
+    epochs_done: int = 0
+    epochs_total: int = 0
+    owners: tuple[str | None, ...] = ()
+    cancel_requested: bool = False
+    cached: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: the caller should keep polling."""
+        return self.state in ("queued", "running")
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+
+@dataclass(eq=False)
+class _Job:
+    key: str
+    config: RunConfig
+    owners: list[str | None]
+    state: str = "queued"
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    # Set to ask the running trainer to stop; `stop_reason` says what to record then.
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str | None = None
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, eq=False)
+class _Finished:
+    """The final state of a job, kept so that polling it stays cheap."""
+
+    state: str
+    history: pd.DataFrame
+    error: str | None
+    epochs_done: int
+    epochs_total: int
+    owners: tuple[str | None, ...]
+    cached: bool
+
+
+class Worker:
+    """One background thread that trains submitted configurations one at a time.
+
+    `train_fn(config, on_epoch=..., should_stop=...)` defaults to `lab.train.train`
+    (imported inside the thread). Opening a worker marks runs left active by a dead
+    process as "interrupted" in the store.
+    """
+
+    def __init__(self, store: RunStore, train_fn: TrainFn | None = None) -> None:
+        self.store = store
+        self._train_fn = train_fn
+        self._cond = threading.Condition()
+        self._queue: list[_Job] = []
+        self._jobs: dict[str, _Job] = {}  # queued and running jobs, by key
+        self._running: _Job | None = None
+        self._finished: OrderedDict[str, _Finished] = OrderedDict()
+        self._stopping = False
+        store.mark_interrupted()
+        self._thread = threading.Thread(target=self._loop, name="overfitting-lab-worker", daemon=True)
+        self._thread.start()
+
+    # -- the page's side ----------------------------------------------------------------
+    def submit(self, config: RunConfig, owner: str | None = None) -> str:
+        """Ask for `config` to be trained; returns its key, to poll with `status()`.
+
+        No job is created when the store already has the run "done" (a cache hit), and a
+        key already queued or running is shared rather than trained twice. `owner` (a
+        session id, say) is recorded on the job: it lets `cancel` leave a shared job
+        running for its other owners, and is what a fair queue would order by.
+        """
+        key = config.key()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the worker has been shut down")
+            job = self._jobs.get(key)
+            if job is not None:
+                if owner not in job.owners:
+                    job.owners.append(owner)
+                return key
+            finished = self._finished.get(key)
+            if finished is not None and finished.state == "done":
+                return key
+            # The store is read under the lock: otherwise a job finishing in between
+            # could be queued again and trained twice.
+            hit = self.store.cache_hit(key)
+            if hit is not None:
+                self._remember(key, _finished_from_store(hit))
+                return key
+            self.store.record_queued(config)
+            job = _Job(key=key, config=config, owners=[owner])
+            self._jobs[key] = job
+            self._finished.pop(key, None)
+            self._queue.append(job)
+            self._cond.notify_all()
+        return key
+
+    def status(self, key: str) -> JobStatus:
+        """The state of `key`: live from memory while queued or running, else from the store.
+
+        Never raises for an unknown or damaged key: that is reported as state "unknown".
+        """
+        with self._cond:
+            job = self._jobs.get(key)
+            if job is not None:
+                position = 0 if job is self._running else self._queue.index(job) + 1
+                rows = list(job.rows)
+                live = (job.state, position, job.error, tuple(job.owners), job.stop.is_set())
+                total = job.config.epochs
+            else:
+                finished = self._finished.get(key)
+                if finished is not None:
+                    self._finished.move_to_end(key)
+        if job is not None:
+            state, position, error, owners, cancel_requested = live
+            return JobStatus(
+                key=key,
+                state=state,
+                position=position,
+                history=from_rows(rows),
+                error=error,
+                epochs_done=len(rows),
+                epochs_total=total,
+                owners=owners,
+                cancel_requested=cancel_requested,
+            )
+        if finished is None:
+            stored = self.store.load(key)
+            if stored is None:
+                return JobStatus(key=key, state=UNKNOWN)
+            finished = _finished_from_store(stored)
+            if stored.done:
+                with self._cond:
+                    if key not in self._jobs:
+                        self._remember(key, finished)
+        return JobStatus(
+            key=key,
+            state=finished.state,
+            history=finished.history.copy(),
+            error=finished.error,
+            epochs_done=finished.epochs_done,
+            epochs_total=finished.epochs_total,
+            owners=finished.owners,
+            cached=finished.cached,
+        )
+
+    def cancel(self, key: str, owner: str | None = None) -> bool:
+        """Cancel the queued or running job `key`; returns whether there was one.
+
+        With `owner`, only that owner's interest is withdrawn: a job shared with other
+        owners keeps going, and is cancelled once its last owner cancels. A queued job is
+        dropped at once; a running one is asked to stop (the trainer checks between
+        batches) and the worker moves on to the next job. The state becomes "cancelled".
+        """
+        with self._cond:
+            job = self._jobs.get(key)
+            if job is None:
+                return False
+            if owner is not None:
+                if owner in job.owners:
+                    job.owners.remove(owner)
+                if job.owners:
+                    return True
+            if job is self._running:
+                job.stop_reason = "cancelled"
+                job.stop.set()
+                return True
+            self._queue.remove(job)
+            del self._jobs[key]
+            job.state = "cancelled"
+            self._remember(key, _finished_from_job(job))
+        self._store_safely(self.store.record_cancel, key)
+        return True
+
+    def queue_snapshot(self) -> list[str]:
+        """Keys in the order they will train: the running job first, then the waiting ones."""
+        with self._cond:
+            running = [self._running.key] if self._running is not None else []
+            return running + [job.key for job in self._queue]
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread is running (False after `shutdown`)."""
+        return self._thread.is_alive()
+
+    def shutdown(self, timeout: float | None = 10.0) -> bool:
+        """Stop the worker: waiting jobs and the running one end as "interrupted".
+
+        Returns whether the thread ended within `timeout` seconds.
+        """
+        with self._cond:
+            self._stopping = True
+            waiting, self._queue = self._queue, []
+            for job in waiting:
+                del self._jobs[job.key]
+                job.state = "interrupted"
+                self._remember(job.key, _finished_from_job(job))
+            if self._running is not None:
+                self._running.stop_reason = self._running.stop_reason or "interrupted"
+                self._running.stop.set()
+            self._cond.notify_all()
+        for job in waiting:
+            self._store_safely(self.store.record_interrupted, job.key)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the thread's side --------------------------------------------------------------
+    def _next_job(self) -> _Job:
+        """Which waiting job trains next. FIFO for now; a queue fair across owners only
+        needs to pick differently here (e.g. the oldest job of the owner served longest
+        ago), since every job carries its owners and submission time."""
+        return self._queue[0]
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+            # Wait for any other worker of this process to finish training first.
+            while not _TRAINING_LOCK.acquire(timeout=0.1):
+                with self._cond:
+                    if self._stopping:
+                        return
+            try:
+                with self._cond:
+                    if self._stopping or not self._queue:
+                        continue  # cancelled while we waited for the lock
+                    job = self._next_job()
+                    self._queue.remove(job)
+                    job.state = "running"
+                    self._running = job
+                try:
+                    self._run(job)
+                except Exception:  # never let a bookkeeping error kill the worker
+                    log.exception("worker: unexpected error around run %s", job.key)
+                    with self._cond:
+                        if job.state == "running":
+                            job.state = "failed"
+                            job.error = job.error or "internal error in the worker; see the log"
+                finally:
+                    with self._cond:
+                        self._running = None
+                        self._jobs.pop(job.key, None)
+                        self._remember(job.key, _finished_from_job(job))
+                        self._cond.notify_all()
+            finally:
+                _TRAINING_LOCK.release()
+
+    def _run(self, job: _Job) -> None:
+        """Train one job and record how it ended; the job's state is final afterwards."""
+        self.store.record_start(job.key)
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            row = dict(row)
+            with self._cond:
+                job.rows.append(row)
+                rows = list(job.rows)
+            self.store.record_epoch(job.key, from_rows(rows))
+
+        def should_stop() -> bool:
+            return job.stop.is_set()
+
+        try:
+            train = self._train_fn if self._train_fn is not None else _default_train()
+            result = train(job.config, on_epoch=on_epoch, should_stop=should_stop)
+            history = self._final_history(job, result)
+        except RunCancelled:
+            history = self._rows_history(job)
+            reason = job.stop_reason or "cancelled"
+            with self._cond:
+                job.state = reason
+            record = self.store.record_cancel if reason == "cancelled" else self.store.record_interrupted
+            self._store_safely(record, job.key, history)
+            return
+        except Exception as exc:
+            log.exception("run %s failed", job.key)
+            error = f"{type(exc).__name__}: {exc}"
+            with self._cond:
+                job.state = "failed"
+                job.error = error
+            self._store_safely(self.store.record_failure, job.key, error, self._rows_history(job))
+            return
+        try:
+            self.store.record_finish(job.key, history)
+        except Exception as exc:
+            # The result cannot be stored, so it cannot be served later: say so.
+            log.exception("run %s finished but could not be stored", job.key)
+            with self._cond:
+                job.state = "failed"
+                job.error = f"the run finished but could not be saved: {type(exc).__name__}: {exc}"
+            return
+        with self._cond:
+            job.rows = history.to_dict("records")
+            job.state = "done"
+
+    def _final_history(self, job: _Job, result: Any) -> pd.DataFrame:
+        """The trainer's returned history when it gives one, else the rows it reported."""
+        if isinstance(result, pd.DataFrame) and not result.empty:
+            return from_rows(result.to_dict("records"))
+        return self._rows_history(job)
+
+    def _rows_history(self, job: _Job) -> pd.DataFrame:
+        with self._cond:
+            rows = list(job.rows)
+        try:
+            return from_rows(rows)
+        except ValueError:
+            return empty_history()
+
+    def _store_safely(self, record: Callable[..., Any], *args: Any) -> None:
+        """Write to the store from a path that must not raise (the run is over anyway)."""
+        try:
+            record(*args)
+        except Exception:
+            log.exception("worker: could not update the run store (%s)", getattr(record, "__name__", record))
+
+    def _remember(self, key: str, finished: _Finished) -> None:
+        """Keep a finished job's final state (caller holds the lock)."""
+        self._finished[key] = finished
+        self._finished.move_to_end(key)
+        while len(self._finished) > _FINISHED_CACHE_SIZE:
+            self._finished.popitem(last=False)
+
+
+def _default_train() -> TrainFn:
+    from lab.train import train  # TensorFlow is imported here, in the worker thread only
+
+    return train
+
+
+def _finished_from_job(job: _Job) -> _Finished:
+    try:
+        history = from_rows(job.rows)
+    except ValueError:
+        history = empty_history()
+    return _Finished(
+        state=job.state,
+        history=history,
+        error=job.error,
+        epochs_done=len(history),
+        epochs_total=job.config.epochs,
+        owners=tuple(job.owners),
+        cached=False,
+    )
+
+
+def _finished_from_store(run: StoredRun) -> _Finished:
+    return _Finished(
+        state=run.status.state,
+        history=run.history,
+        error=run.status.error,
+        epochs_done=run.status.epochs_done,
+        epochs_total=run.status.epochs_total,
+        owners=(),
+        cached=True,
+    )
