@@ -1,0 +1,209 @@
+"""The command line: `python -m lab run|compare PRESET`, plus listings of presets and datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lab import history as hist
+from lab.config import ConfigError, RunConfig
+from lab.presets import list_presets, load_preset
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m lab",
+        description="Overfitting Lab: train the course CNN without and with image augmentation, headless.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for name, help_text in (
+        ("run", "train one configuration and report its history"),
+        ("compare", "train without augmentation, then with it (same data, model and seed), and compare"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "preset",
+            metavar="PRESET",
+            help=f"a preset name from experiments/ ({', '.join(list_presets())}) or a path to a .toml file",
+        )
+        sub.add_argument(
+            "--data",
+            metavar="PATH",
+            help="dataset folder: train/<class>/ and validation/<class>/, or <class>/ folders to split. "
+            "A preset on the builtin dataset then reads this folder instead.",
+        )
+        sub.add_argument(
+            "--set",
+            dest="overrides",
+            metavar="FIELD=VALUE",
+            action="append",
+            default=[],
+            help="override a configuration field, repeatable: --set epochs=5 --set rotation_range=30 "
+            "(augmentation knobs by bare name or as augmentation.NAME)",
+        )
+        sub.add_argument(
+            "--out",
+            metavar="DIR",
+            help="run folder for histories and the exact configuration (default: runs/<time>-<preset>-<hash>)",
+        )
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="print the summary as one JSON object on the last line of standard output",
+        )
+        sub.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    commands.add_parser("presets", help="list the presets in experiments/")
+    commands.add_parser("datasets", help="list the registered datasets")
+    return parser
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`FIELD=VALUE` pairs; VALUE is read as JSON when it can be (numbers, true/false), else text."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        field, sep, raw = item.partition("=")
+        if not sep or not field.strip():
+            raise ConfigError(f"--set expects FIELD=VALUE, got '{item}'")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[field.strip()] = value
+    return overrides
+
+
+def resolve_config(preset_name: str, data: str | None, overrides: list[str]) -> tuple[str, RunConfig]:
+    preset = load_preset(preset_name)
+    config = preset.config
+    if data:
+        path = Path(data).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"--data {data}: no such folder")
+        dataset = "folder" if config.dataset == "builtin" else config.dataset
+        config = config.replace(dataset=dataset, data_dir=str(path.resolve()))
+    if overrides:
+        config = config.with_overrides(parse_overrides(overrides))
+    return preset.name, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "presets":
+        return _print_presets()
+    if args.command == "datasets":
+        return _print_datasets()
+
+    from lab.datasets import DatasetError
+
+    try:
+        name, config = resolve_config(args.preset, args.data, args.overrides)
+        if args.command == "compare" and not config.augmentation.enabled:
+            raise ConfigError("the configuration has no augmentation switched on: nothing to compare against")
+        out = Path(args.out) if args.out else _default_run_folder(name, config)
+        return _train_and_report(args, name, config, out)
+    except (ConfigError, DatasetError) as exc:
+        print(f"python -m lab: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
+    from lab.errors import RunCancelled
+    from lab.train import TrainingError, compare, train
+
+    progress = None if args.quiet else _progress_printer(config.epochs)
+    started = time.perf_counter()
+    _write_config(out, name, config)
+    print(f"{args.command} {name} ({config.key()}): {config.dataset}, {config.image_size} px, "
+          f"{config.epochs} epochs -> {out}", flush=True)
+    runs: dict[str, Any] = {}
+    try:
+        if args.command == "compare":
+            result = compare(config, on_epoch=progress)
+            runs = {"baseline": result.baseline, "augmented": result.augmented}
+        else:
+            runs = {"run": train(config, on_epoch=(lambda row: progress("run", row)) if progress else None)}
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except RunCancelled:
+        return EXIT_CANCELLED
+    except TrainingError as exc:
+        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    seconds = time.perf_counter() - started
+    summaries = {side: hist.summarize(frame) for side, frame in runs.items()}
+    for side, frame in runs.items():
+        frame.to_csv(out / f"{side}.csv", index=False)
+    report = {"runs": summaries, "seconds": round(seconds, 2)}
+    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _print_table(summaries, seconds)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def _progress_printer(epochs: int):
+    def report(side: str, row: dict[str, Any]) -> None:
+        print(
+            f"{side:>9} epoch {row['epoch']:>3}/{epochs}  loss {row['loss']:.3f}  acc {row['accuracy']:.3f}  "
+            f"val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}  {row['seconds']:.1f}s",
+            flush=True,
+        )
+
+    return report
+
+
+def _print_table(summaries: dict[str, dict[str, Any]], seconds: float) -> None:
+    columns = ["accuracy", "val_accuracy", "gap", "best_val_accuracy", "best_epoch", "seconds"]
+    print()
+    print(f"{'':>9}  " + "  ".join(f"{c:>17}" for c in columns))
+    for side, summary in summaries.items():
+        cells = [summary.get(c, float("nan")) for c in columns]
+        print(f"{side:>9}  " + "  ".join(f"{c:>17.3f}" if isinstance(c, float) else f"{c:>17}" for c in cells))
+    for side, summary in summaries.items():
+        print(f"{side}: {hist.reading(summary)}")
+    print(f"total {seconds:.1f} s")
+
+
+def _default_run_folder(name: str, config: RunConfig) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(os.environ.get("LAB_RUNS_DIR", "runs")) / f"{stamp}-{name}-{config.key()}"
+
+
+def _write_config(out: Path, name: str, config: RunConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(f"# preset: {name}\n" + config.to_toml(), encoding="utf-8")
+    (out / "config.json").write_text(config.to_json() + "\n", encoding="utf-8")
+
+
+def _print_presets() -> int:
+    for name in list_presets():
+        preset = load_preset(name)
+        print(f"{name:<26} {preset.title}")
+    return 0
+
+
+def _print_datasets() -> int:
+    from lab.datasets import REGISTRY
+
+    for info in REGISTRY.values():
+        sizes = ", ".join(f"{split} {sum(counts.values())}" for split, counts in info.split_sizes.items())
+        print(f"{info.name:<18} {info.title}" + (f" ({sizes})" if sizes else ""))
+    return 0
