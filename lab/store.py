@@ -32,8 +32,7 @@ import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
-from io import StringIO
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ def default_store_root() -> Path:
 
 def _now() -> str:
     """The current time as an ISO 8601 UTC timestamp (a function so tests can fix it)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -423,8 +422,8 @@ def _sortable_time(stamp: str | None) -> datetime:
     except ValueError:
         parsed = None
     if parsed is None:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _process_identity() -> dict[str, Any]:

@@ -170,48 +170,51 @@ class Worker:
 
         Never raises for an unknown or damaged key: that is reported as state "unknown".
         """
+        known = self._status_from_memory(key)
+        if known is not None:
+            return known
+        stored = self.store.load(key)  # outside the lock: disk reads must not block others
+        with self._cond:
+            if key in self._jobs or key in self._finished:
+                stored = None  # submitted or finished meanwhile: memory is newer than disk
+            elif stored is not None and stored.done:
+                self._remember(key, _finished_from_store(stored))
+        if stored is None:
+            known = self._status_from_memory(key)
+            return known if known is not None else JobStatus(key=key, state=UNKNOWN)
+        return _status_from_finished(key, _finished_from_store(stored))
+
+    def _status_from_memory(self, key: str) -> JobStatus | None:
+        """The status of a job this worker knows (queued, running or recently finished)."""
         with self._cond:
             job = self._jobs.get(key)
-            if job is not None:
-                position = 0 if job is self._running else self._queue.index(job) + 1
+            if job is None:
+                finished = self._finished.get(key)
+                if finished is None:
+                    return None
+                self._finished.move_to_end(key)
+            else:
+                if job.state == "running":
+                    position: int | None = 0
+                elif job.state == "queued":
+                    position = self._queue.index(job) + 1
+                else:  # its final state is set, the bookkeeping not yet done
+                    position = None
                 rows = list(job.rows)
                 live = (job.state, position, job.error, tuple(job.owners), job.stop.is_set())
-                total = job.config.epochs
-            else:
-                finished = self._finished.get(key)
-                if finished is not None:
-                    self._finished.move_to_end(key)
-        if job is not None:
-            state, position, error, owners, cancel_requested = live
-            return JobStatus(
-                key=key,
-                state=state,
-                position=position,
-                history=from_rows(rows),
-                error=error,
-                epochs_done=len(rows),
-                epochs_total=total,
-                owners=owners,
-                cancel_requested=cancel_requested,
-            )
-        if finished is None:
-            stored = self.store.load(key)
-            if stored is None:
-                return JobStatus(key=key, state=UNKNOWN)
-            finished = _finished_from_store(stored)
-            if stored.done:
-                with self._cond:
-                    if key not in self._jobs:
-                        self._remember(key, finished)
+        if job is None:
+            return _status_from_finished(key, finished)
+        state, position, error, owners, cancel_requested = live
         return JobStatus(
             key=key,
-            state=finished.state,
-            history=finished.history.copy(),
-            error=finished.error,
-            epochs_done=finished.epochs_done,
-            epochs_total=finished.epochs_total,
-            owners=finished.owners,
-            cached=finished.cached,
+            state=state,
+            position=position,
+            history=from_rows(rows),  # built outside the lock
+            error=error,
+            epochs_done=len(rows),
+            epochs_total=job.config.epochs,
+            owners=owners,
+            cancel_requested=cancel_requested,
         )
 
     def cancel(self, key: str, owner: str | None = None) -> bool:
@@ -220,7 +223,8 @@ class Worker:
         With `owner`, only that owner's interest is withdrawn: a job shared with other
         owners keeps going, and is cancelled once its last owner cancels. A queued job is
         dropped at once; a running one is asked to stop (the trainer checks between
-        batches) and the worker moves on to the next job. The state becomes "cancelled".
+        batches) and the worker moves on to the next job. The state becomes "cancelled"
+        (a run that completes before it notices the request ends "done", its result whole).
         """
         with self._cond:
             job = self._jobs.get(key)
@@ -235,11 +239,12 @@ class Worker:
                 job.stop_reason = "cancelled"
                 job.stop.set()
                 return True
+            # A quick write, under the lock so no caller sees "cancelled" before the disk does.
+            self._store_safely(self.store.record_cancel, key)
             self._queue.remove(job)
             del self._jobs[key]
             job.state = "cancelled"
             self._remember(key, _finished_from_job(job))
-        self._store_safely(self.store.record_cancel, key)
         return True
 
     def queue_snapshot(self) -> list[str]:
@@ -262,6 +267,7 @@ class Worker:
             self._stopping = True
             waiting, self._queue = self._queue, []
             for job in waiting:
+                self._store_safely(self.store.record_interrupted, job.key)
                 del self._jobs[job.key]
                 job.state = "interrupted"
                 self._remember(job.key, _finished_from_job(job))
@@ -269,8 +275,6 @@ class Worker:
                 self._running.stop_reason = self._running.stop_reason or "interrupted"
                 self._running.stop.set()
             self._cond.notify_all()
-        for job in waiting:
-            self._store_safely(self.store.record_interrupted, job.key)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -320,37 +324,47 @@ class Worker:
 
     def _run(self, job: _Job) -> None:
         """Train one job and record how it ended; the job's state is final afterwards."""
-        self.store.record_start(job.key)
 
         def on_epoch(row: dict[str, Any]) -> None:
             row = dict(row)
+            # Only this thread appends rows, so building from a copy is race-free. A
+            # malformed row, or a store that cannot be written, raises here, inside train,
+            # and fails the run. Disk first, then memory: what a caller sees is on disk.
+            history = from_rows([*job.rows, row])
+            self.store.record_epoch(job.key, history)
             with self._cond:
                 job.rows.append(row)
-                rows = list(job.rows)
-            self.store.record_epoch(job.key, from_rows(rows))
 
         def should_stop() -> bool:
             return job.stop.is_set()
 
         try:
+            self.store.record_start(job.key)
             train = self._train_fn if self._train_fn is not None else _default_train()
             result = train(job.config, on_epoch=on_epoch, should_stop=should_stop)
             history = self._final_history(job, result)
-        except RunCancelled:
+        except RunCancelled as exc:
             history = self._rows_history(job)
+            if history.empty and isinstance(exc.history, pd.DataFrame) and not exc.history.empty:
+                try:
+                    history = from_rows(exc.history.to_dict("records"))
+                except ValueError:
+                    pass
             reason = job.stop_reason or "cancelled"
-            with self._cond:
-                job.state = reason
+            # The store first, then memory: once a caller sees the final state, the
+            # files say the same.
             record = self.store.record_cancel if reason == "cancelled" else self.store.record_interrupted
             self._store_safely(record, job.key, history)
+            with self._cond:
+                job.state = reason
             return
-        except Exception as exc:
+        except BaseException as exc:  # anything else, even SystemExit, fails the run only
             log.exception("run %s failed", job.key)
             error = f"{type(exc).__name__}: {exc}"
+            self._store_safely(self.store.record_failure, job.key, error, self._rows_history(job))
             with self._cond:
                 job.state = "failed"
                 job.error = error
-            self._store_safely(self.store.record_failure, job.key, error, self._rows_history(job))
             return
         try:
             self.store.record_finish(job.key, history)
@@ -413,6 +427,19 @@ def _finished_from_job(job: _Job) -> _Finished:
         epochs_total=job.config.epochs,
         owners=tuple(job.owners),
         cached=False,
+    )
+
+
+def _status_from_finished(key: str, finished: _Finished) -> JobStatus:
+    return JobStatus(
+        key=key,
+        state=finished.state,
+        history=finished.history.copy(),
+        error=finished.error,
+        epochs_done=finished.epochs_done,
+        epochs_total=finished.epochs_total,
+        owners=finished.owners,
+        cached=finished.cached,
     )
 
 
