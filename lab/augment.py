@@ -144,7 +144,7 @@ def make_layer(aug: Augmentation):
 
 
 def augment_images(images: np.ndarray, aug: Augmentation, seed: int = 0) -> np.ndarray:
-    """Augment a uint8 batch [N, H, W, 3] once, in memory: the preview of what training sees."""
+    """Augment a uint8 batch [N, H, W, 3] once with the training layer (TensorFlow)."""
     import tensorflow as tf
 
     layer = make_layer(aug)
@@ -152,10 +152,97 @@ def augment_images(images: np.ndarray, aug: Augmentation, seed: int = 0) -> np.n
     return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
 
 
+# -- the preview, in numpy -------------------------------------------------------------
+# The page shows variants on its first paint, before TensorFlow is imported (importing it
+# takes seconds). The same formula (`affine_matrix`) drives both; a test checks that this
+# numpy version draws what the training layer draws.
 def preview(image: np.ndarray, aug: Augmentation, count: int = 8, seed: int = 0) -> np.ndarray:
-    """`count` augmented variants of one uint8 image [H, W, 3]."""
-    batch = np.repeat(image[None], count, axis=0)
-    return augment_images(batch, aug, seed)
+    """`count` augmented variants of one uint8 image [H, W, 3], as uint8 [count, H, W, 3]."""
+    height, width = image.shape[:2]
+    params = sample_parameters_np(aug, count, height, width, np.random.default_rng(seed))
+    batch = np.repeat(image[None].astype(np.float32), count, axis=0)
+    out = apply_parameters_np(batch, params, aug)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def sample_parameters_np(aug: Augmentation, count: int, height: int, width: int, rng: np.random.Generator) -> dict:
+    """Per-image parameters drawn as `sample_parameters` draws them (numpy's generator)."""
+
+    def draw(low, high):
+        return rng.uniform(low, high, size=count)
+
+    z = aug.zoom_range
+    return {
+        "theta": draw(-aug.rotation_range, aug.rotation_range),
+        "tx": draw(-aug.width_shift_range, aug.width_shift_range) * width,
+        "ty": draw(-aug.height_shift_range, aug.height_shift_range) * height,
+        "shear": draw(-aug.shear_range, aug.shear_range),
+        "zx": draw(1 - z, 1 + z),
+        "zy": draw(1 - z, 1 + z),
+        "hflip": (draw(0, 1) < 0.5) & aug.horizontal_flip,
+        "vflip": (draw(0, 1) < 0.5) & aug.vertical_flip,
+        "brightness": draw(-aug.brightness_range, aug.brightness_range),
+        "contrast": draw(1 - aug.contrast_range, 1 + aug.contrast_range),
+    }
+
+
+def apply_parameters_np(images: np.ndarray, params: dict, aug: Augmentation) -> np.ndarray:
+    """`apply_parameters` in numpy: float [N, H, W, C] in 0..255, fixed per-image parameters."""
+    count, height, width = images.shape[:3]
+    rows = affine_matrix(
+        params["theta"], params["tx"], params["ty"], params["shear"], params["zx"], params["zy"], height, width
+    )
+    a00, a01, a02, a10, a11, a12 = (np.broadcast_to(np.asarray(r, np.float64), (count,)) for r in rows)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.empty_like(images, dtype=np.float32)
+    for i in range(count):
+        src_x = a00[i] * xs + a01[i] * ys + a02[i]
+        src_y = a10[i] * xs + a11[i] * ys + a12[i]
+        out[i] = _bilinear(images[i], src_x, src_y, aug.fill_mode, aug.cval)
+    flip_h = np.asarray(params["hflip"], bool)
+    flip_v = np.asarray(params["vflip"], bool)
+    out[flip_h] = out[flip_h][:, :, ::-1]
+    out[flip_v] = out[flip_v][:, ::-1]
+    if aug.brightness_range:
+        out = out + np.asarray(params["brightness"])[:, None, None, None] * 255.0
+    if aug.contrast_range:
+        mean = out.mean(axis=(1, 2), keepdims=True)
+        out = (out - mean) * np.asarray(params["contrast"])[:, None, None, None] + mean
+    return np.clip(out, 0, 255)
+
+
+def _fill_coordinates(coord: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Map sample coordinates outside [0, size - 1] back inside, as TensorFlow's fill modes do."""
+    if mode == "reflect":  # (d c b a | a b c d | d c b a)
+        period = 2 * size
+        coord = np.mod(coord + 0.5, period)
+        coord = np.where(coord >= size, period - coord, coord) - 0.5
+    elif mode == "wrap":  # (a b c d | a b c d | a b c d), with TensorFlow's period of size - 1 steps
+        span = max(size - 1, 1)
+        below = coord + size * (np.trunc(-coord / span) + 1)
+        above = coord - size * np.trunc(coord / span)
+        coord = np.where(coord < 0, below, np.where(coord > size - 1, above, coord))
+    return coord
+
+
+def _bilinear(image: np.ndarray, src_x: np.ndarray, src_y: np.ndarray, mode: str, cval: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    src_x = _fill_coordinates(src_x, width, mode)
+    src_y = _fill_coordinates(src_y, height, mode)
+    if mode != "constant":
+        src_x = np.clip(src_x, 0, width - 1)
+        src_y = np.clip(src_y, 0, height - 1)
+    x0, y0 = np.floor(src_x).astype(int), np.floor(src_y).astype(int)
+    fx, fy = (src_x - x0)[..., None], (src_y - y0)[..., None]
+
+    def read(y, x):
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        pixels = image[np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)]
+        return np.where(inside[..., None], pixels, cval)
+
+    top = read(y0, x0) * (1 - fx) + read(y0, x0 + 1) * fx
+    bottom = read(y0 + 1, x0) * (1 - fx) + read(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 # -- equivalent code ------------------------------------------------------------------
