@@ -21,7 +21,18 @@ from lab.config import Augmentation
 
 # One stream of random numbers per kind of draw, so that switching one knob on does not
 # change what the others draw.
-_STREAMS = {"theta": 1, "tx": 2, "ty": 3, "shear": 4, "zx": 5, "zy": 6, "hflip": 7, "vflip": 8, "bright": 9, "contrast": 10}
+_STREAMS = {
+    "theta": 1,
+    "tx": 2,
+    "ty": 3,
+    "shear": 4,
+    "zx": 5,
+    "zy": 6,
+    "hflip": 7,
+    "vflip": 8,
+    "bright": 9,
+    "contrast": 10,
+}
 
 
 def affine_matrix(theta, tx, ty, shear, zx, zy, height: int, width: int, xp=np):
@@ -99,8 +110,15 @@ def apply_parameters(images, params: dict, aug: Augmentation):
     geometric = geometric or aug.shear_range or aug.zoom_range
     if geometric:
         rows = affine_matrix(
-            params["theta"], params["tx"], params["ty"], params["shear"], params["zx"], params["zy"],
-            int(height), int(width), xp=tf.experimental.numpy,
+            params["theta"],
+            params["tx"],
+            params["ty"],
+            params["shear"],
+            params["zx"],
+            params["zy"],
+            int(height),
+            int(width),
+            xp=tf.experimental.numpy,
         )
         zeros = tf.zeros_like(params["theta"])
         transforms = tf.stack([tf.cast(r, tf.float32) for r in rows] + [zeros, zeros], axis=1)
@@ -283,7 +301,9 @@ def keras_layers_code(aug: Augmentation) -> str:
     if flips:
         layers.append(f'keras.layers.RandomFlip("{"_and_".join(flips)}")')
     if aug.rotation_range:
-        layers.append(f"keras.layers.RandomRotation({_num(round(aug.rotation_range / 360, 4))}, {fill})  # ±{_num(aug.rotation_range)}°")
+        layers.append(
+            f"keras.layers.RandomRotation({_num(round(aug.rotation_range / 360, 4))}, {fill})  # ±{_num(aug.rotation_range)}°"
+        )
     if aug.width_shift_range or aug.height_shift_range:
         layers.append(
             f"keras.layers.RandomTranslation({_num(aug.height_shift_range)}, {_num(aug.width_shift_range)}, {fill})"

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +130,11 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
     _write_config(out, name, config)
-    print(f"{args.command} {name} ({config.key()}): {config.dataset}, {config.image_size} px, "
-          f"{config.epochs} epochs -> {out}", flush=True)
+    print(
+        f"{args.command} {name} ({config.key()}): {config.dataset}, {config.image_size} px, "
+        f"{config.epochs} epochs -> {out}",
+        flush=True,
+    )
     runs: dict[str, Any] = {}
     try:
         if args.command == "compare":
@@ -183,7 +186,7 @@ def _print_table(summaries: dict[str, dict[str, Any]], seconds: float) -> None:
 
 
 def _default_run_folder(name: str, config: RunConfig) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path(os.environ.get("LAB_RUNS_DIR", "runs")) / f"{stamp}-{name}-{config.key()}"
 
 

@@ -223,7 +223,9 @@ def _validate(obj: Any, prefix: str) -> None:
                 unit_text = f" ({unit})" if unit else ""
                 raise ConfigError(f"{name} = {value!r} is out of range: allowed {low:g} to {high:g}{unit_text}")
     if isinstance(obj, Augmentation) and obj.fill_mode not in FILL_MODES:
-        raise ConfigError(f"augmentation.fill_mode = {obj.fill_mode!r} is not allowed: choose one of {', '.join(FILL_MODES)}")
+        raise ConfigError(
+            f"augmentation.fill_mode = {obj.fill_mode!r} is not allowed: choose one of {', '.join(FILL_MODES)}"
+        )
     if isinstance(obj, RunConfig) and not obj.dataset:
         raise ConfigError("dataset must be a dataset name, e.g. 'builtin'")
 

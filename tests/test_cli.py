@@ -52,9 +52,23 @@ def test_every_preset_loads_and_the_course_preset_is_the_course_experiment():
         (["compare", "quick", "--set", "colour=red"], "unknown field 'colour'"),
         (["compare", "quick", "--set", "epochs"], "FIELD=VALUE"),
         (["compare", "quick", "--data", "/no/such/folder"], "no such folder"),
-        (["compare", "quick", "--set", "rotation_range=0", "--set", "width_shift_range=0",
-          "--set", "height_shift_range=0", "--set", "zoom_range=0", "--set", "horizontal_flip=false"],
-         "no augmentation"),
+        (
+            [
+                "compare",
+                "quick",
+                "--set",
+                "rotation_range=0",
+                "--set",
+                "width_shift_range=0",
+                "--set",
+                "height_shift_range=0",
+                "--set",
+                "zoom_range=0",
+                "--set",
+                "horizontal_flip=false",
+            ],
+            "no augmentation",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -85,8 +99,18 @@ def test_help_explains_every_option():
 def test_run_writes_history_and_exact_configuration_to_the_run_folder(tmp_path):
     out = tmp_path / "run"
     result = run_lab(
-        "run", "quick", "--set", "epochs=2", "--set", "train_images=40", "--set", "image_size=48",
-        "--out", str(out), "--json", timeout=300,
+        "run",
+        "quick",
+        "--set",
+        "epochs=2",
+        "--set",
+        "train_images=40",
+        "--set",
+        "image_size=48",
+        "--out",
+        str(out),
+        "--json",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     report = last_json(result.stdout)
@@ -119,8 +143,15 @@ def test_compare_quick_shows_the_lesson(tmp_path):
 @pytest.mark.skipif(not CATS_AND_DOGS.is_dir(), reason=f"real dataset not found at {CATS_AND_DOGS}")
 def test_cats_vs_dogs_quick_shows_the_lesson_on_the_real_photos(tmp_path):
     result = run_lab(
-        "compare", "cats_vs_dogs_quick", "--data", str(CATS_AND_DOGS), "--out", str(tmp_path / "cvd"), "--json",
-        "--quiet", timeout=1800,
+        "compare",
+        "cats_vs_dogs_quick",
+        "--data",
+        str(CATS_AND_DOGS),
+        "--out",
+        str(tmp_path / "cvd"),
+        "--json",
+        "--quiet",
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr
     runs = last_json(result.stdout)["runs"]

@@ -1,0 +1,194 @@
+"""Train in a child process, so the app process never holds TensorFlow.
+
+The page's worker calls `SubprocessTrainer` exactly as it would call `lab.train.train`.
+Behind it, one long-lived child process (`python -m lab.subprocess_trainer`) imports
+TensorFlow once and trains the jobs it is sent, one at a time. Why a process, not a
+thread of the app:
+
+- a run that dies hard (out of memory, a crash inside TensorFlow) takes down only the
+  child: the app reports the error and starts a fresh child for the next job;
+- training holds no lock the page needs: the page stays responsive while a model trains;
+- the app process stays small and never imports TensorFlow; the child can be recycled.
+
+The protocol is JSON lines: the parent writes `{"train": config}` or `{"stop": true}` to
+the child's stdin; the child writes `{"epoch": row}`, then `{"done": true}`,
+`{"cancelled": true}` or `{"error": text}` to its stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lab import history as hist
+from lab.config import RunConfig
+from lab.errors import RunCancelled
+
+_PREFIX = "@@lab "  # marks protocol lines, so a stray print in the child cannot confuse the parent
+STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
+
+
+class TrainingFailed(RuntimeError):
+    """The run raised an error in the child, or the child died."""
+
+
+class SubprocessTrainer:
+    """A `train(config, on_epoch, should_stop)` callable that trains in a child process."""
+
+    def __init__(self, jobs_per_process: int = 20) -> None:
+        # Recycle the child now and then: TensorFlow does not give every byte back.
+        self.jobs_per_process = jobs_per_process
+        self._child: subprocess.Popen | None = None
+        self._messages: queue.Queue = queue.Queue()
+        self._jobs_done = 0
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        config: RunConfig,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> pd.DataFrame:
+        with self._lock:  # one job at a time through one child
+            return self._train(config, on_epoch, should_stop)
+
+    def close(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+        self._child = None
+
+    # -- the parent's side -------------------------------------------------------------
+    def _train(self, config, on_epoch, should_stop) -> pd.DataFrame:
+        child = self._ensure_child()
+        self._send(child, {"train": config.to_dict()})
+        rows: list[dict[str, Any]] = []
+        stop_sent_at: float | None = None
+        while True:
+            if stop_sent_at is None and should_stop is not None and should_stop():
+                self._send(child, {"stop": True})
+                stop_sent_at = time.monotonic()
+            if stop_sent_at is not None and time.monotonic() - stop_sent_at > STOP_GRACE_SECONDS:
+                self.close()  # a child that does not stop in time is stopped
+                raise RunCancelled(hist.from_rows(rows))
+            try:
+                message = self._messages.get(timeout=0.2)
+            except queue.Empty:
+                if child.poll() is not None:
+                    self._child = None
+                    raise TrainingFailed(_death_notice(child.returncode)) from None
+                continue
+            if "epoch" in message:
+                rows.append(message["epoch"])
+                if on_epoch is not None:
+                    on_epoch(message["epoch"])
+            elif "done" in message:
+                self._finish_job()
+                return hist.from_rows(rows)
+            elif "cancelled" in message:
+                self._finish_job()
+                raise RunCancelled(hist.from_rows(rows))
+            elif "error" in message:
+                self._finish_job()
+                raise TrainingFailed(message["error"])
+            elif "exit" in message:
+                self._child = None
+                raise TrainingFailed(_death_notice(message["exit"]))
+
+    def _finish_job(self) -> None:
+        self._jobs_done += 1
+        if self._jobs_done >= self.jobs_per_process:
+            self.close()
+            self._jobs_done = 0
+
+    def _ensure_child(self) -> subprocess.Popen:
+        if self._child is not None and self._child.poll() is None:
+            return self._child
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._messages = queue.Queue()
+        self._jobs_done = 0
+        self._child = subprocess.Popen(
+            [sys.executable, "-u", "-m", "lab.subprocess_trainer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=root,
+        )
+        threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
+        return self._child
+
+    @staticmethod
+    def _send(child: subprocess.Popen, message: dict[str, Any]) -> None:
+        try:
+            child.stdin.write(json.dumps(message) + "\n")
+            child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone; the loop notices and reports it
+
+
+def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
+    for line in child.stdout:
+        if line.startswith(_PREFIX):
+            messages.put(json.loads(line[len(_PREFIX) :]))
+    messages.put({"exit": child.wait()})
+
+
+def _death_notice(code: int | None) -> str:
+    hint = (
+        " (killed: most likely out of memory; try smaller images or fewer training images)" if code in (-9, 137) else ""
+    )
+    return f"the training process stopped unexpectedly with exit code {code}{hint}"
+
+
+# -- the child's side ---------------------------------------------------------------------
+def serve() -> None:
+    """Read jobs from stdin and train them one by one, reporting on stdout."""
+    from lab.train import train
+
+    # Protocol lines only on stdout: anything else the child prints goes to stderr.
+    out, sys.stdout = sys.stdout, sys.stderr
+    stop = threading.Event()
+    jobs: queue.Queue = queue.Queue()
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            command = json.loads(line)
+            if "stop" in command:
+                stop.set()
+            elif "train" in command:
+                jobs.put(command["train"])
+        jobs.put(None)  # the parent closed our stdin: time to go
+
+    def say(message: dict[str, Any]) -> None:
+        out.write(_PREFIX + json.dumps(message) + "\n")
+        out.flush()
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    while (job := jobs.get()) is not None:
+        stop.clear()
+        try:
+            train(RunConfig.from_dict(job), on_epoch=lambda row: say({"epoch": row}), should_stop=stop.is_set)
+        except RunCancelled:
+            say({"cancelled": True})
+        except Exception as exc:  # any failure ends this run only; the child serves the next one
+            say({"error": f"{type(exc).__name__}: {exc}"})
+        else:
+            say({"done": True})
+
+
+if __name__ == "__main__":
+    serve()

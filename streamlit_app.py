@@ -1,0 +1,432 @@
+"""Overfitting Lab: the page, top to bottom in the order of the lesson.
+
+Pick data -> choose augmentations (and see them) -> train -> compare -> history.
+Widgets, layout and charts only: the work happens in lab/, training in a background
+worker. TensorFlow is never imported here, so the page paints before it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from lab import datasets, figures
+from lab import history as hist
+from lab.augment import image_data_generator_code, keras_layers_code, preview, shear_note
+from lab.config import Augmentation, ConfigError, RunConfig
+from lab.estimate import estimate_seconds, format_duration
+from lab.presets import list_presets, load_preset
+from lab.store import RunStore, default_store_root
+from lab.subprocess_trainer import SubprocessTrainer
+from lab.worker import Worker
+
+st.set_page_config(page_title="Overfitting Lab", page_icon="🧪", layout="wide")
+
+IMAGE_SIZES = [48, 64, 96, 128, 150, 224, 300]
+BATCH_SIZES = [8, 16, 20, 32, 64, 128]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
+POLL_SECONDS = 1.5
+
+# (key, label, unit, min, max, step, default when switched on, help)
+KNOBS = [
+    ("rotation_range", "Rotation", "degrees", 0.0, 180.0, 1.0, 40.0, "turn by up to ± this angle"),
+    ("width_shift_range", "Width shift", "fraction of the width", 0.0, 0.9, 0.05, 0.2, "move left/right"),
+    ("height_shift_range", "Height shift", "fraction of the height", 0.0, 0.9, 0.05, 0.2, "move up/down"),
+    ("shear_range", "Shear", "degrees", 0.0, 60.0, 0.1, 10.0, "slant by up to ± this angle"),
+    ("zoom_range", "Zoom", "z: zoom in [1-z, 1+z]", 0.0, 0.9, 0.05, 0.2, "zoom in or out"),
+    ("brightness_range", "Brightness", "fraction of the pixel range", 0.0, 1.0, 0.05, 0.2, "lighter or darker"),
+    ("contrast_range", "Contrast", "factor in [1-c, 1+c]", 0.0, 1.0, 0.05, 0.3, "more or less contrast"),
+]
+FLIPS = [("horizontal_flip", "Horizontal flip"), ("vertical_flip", "Vertical flip")]
+FILL_MODES = ["nearest", "constant", "reflect", "wrap"]
+
+
+# -- shared, long-lived objects ----------------------------------------------------------
+@st.cache_resource
+def get_worker() -> Worker:
+    """One worker for the whole server: every session and rerun shares it.
+
+    It trains in a child process (lab/subprocess_trainer.py): a run that runs out of
+    memory takes down the child, never the app, and the page stays responsive.
+    """
+    return Worker(RunStore(default_store_root()), train_fn=SubprocessTrainer())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_samples(dataset: str, data_dir: str | None, image_size: int) -> dict:
+    config = RunConfig(dataset=dataset, data_dir=data_dir, image_size=image_size)
+    return datasets.sample_images(config, per_class=6)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def describe_dataset(dataset: str, data_dir: str | None, validation_split: float, seed: int):
+    config = RunConfig(dataset=dataset, data_dir=data_dir, validation_split=validation_split, seed=seed)
+    return datasets.describe(config)
+
+
+def session_id() -> str:
+    if "session_id" not in st.session_state:
+        st.session_state.session_id = uuid.uuid4().hex[:12]
+    return st.session_state.session_id
+
+
+# -- widgets <-> configuration -------------------------------------------------------------
+def apply_config_to_widgets(config: RunConfig) -> None:
+    """Set every widget from a configuration (a preset, a reopened run)."""
+    state = st.session_state
+    state.dataset = config.dataset
+    state.data_dir = config.data_dir or ""
+    state.image_size = config.image_size if config.image_size in IMAGE_SIZES else 64
+    state.train_images = config.train_images
+    state.epochs = config.epochs
+    state.batch_size = config.batch_size if config.batch_size in BATCH_SIZES else 20
+    state.learning_rate = min(LEARNING_RATES, key=lambda lr: abs(lr - config.learning_rate))
+    state.dropout = config.dropout
+    state.seed = config.seed
+    aug = config.augmentation
+    for key, _, _, _, _, _, default, _ in KNOBS:
+        value = getattr(aug, key)
+        state[f"on_{key}"] = bool(value)
+        state[f"value_{key}"] = float(value) if value else default
+    for key, _ in FLIPS:
+        state[f"on_{key}"] = getattr(aug, key)
+    state.fill_mode = aug.fill_mode
+    state.cval = float(aug.cval)
+    state.rescale = aug.rescale
+
+
+def config_from_widgets() -> RunConfig:
+    state = st.session_state
+    knobs = {key: (state[f"value_{key}"] if state[f"on_{key}"] else 0.0) for key, *_ in KNOBS}
+    flips = {key: bool(state[f"on_{key}"]) for key, _ in FLIPS}
+    augmentation = Augmentation(rescale=state.rescale, fill_mode=state.fill_mode, cval=state.cval, **knobs, **flips)
+    return RunConfig(
+        dataset=state.dataset,
+        data_dir=(state.data_dir or None) if state.dataset != "builtin" else None,
+        image_size=state.image_size,
+        train_images=state.train_images,
+        epochs=state.epochs,
+        batch_size=state.batch_size,
+        learning_rate=state.learning_rate,
+        dropout=state.dropout,
+        seed=state.seed,
+        augmentation=augmentation,
+    )
+
+
+def on_preset_change() -> None:
+    apply_config_to_widgets(load_preset(st.session_state.preset).config)
+
+
+def init_state() -> None:
+    if "dataset" not in st.session_state:
+        st.session_state.preset = "quick"
+        apply_config_to_widgets(load_preset("quick").config)
+        st.session_state.preview_seed = 0
+    # A link or a refresh carries the runs being watched, so a running job is found again.
+    if "active" not in st.session_state:
+        keys = st.query_params.get("runs", "")
+        st.session_state.active = tuple(keys.split(",")) if keys.count(",") == 1 else None
+
+
+# -- sections ---------------------------------------------------------------------------------
+def header() -> None:
+    st.title("Overfitting Lab")
+    st.markdown(
+        "Train the course's small CNN twice, **without** and **with** image augmentation, and watch what happens "
+        "to the training and validation curves. Without augmentation the model memorises its training images; "
+        "augmentation shows it new variants every epoch, in memory, and the curves move together."
+    )
+    names = list_presets()
+    st.selectbox(
+        "Start from a preset",
+        names,
+        key="preset",
+        format_func=lambda name: f"{name}: {load_preset(name).title}",
+        on_change=on_preset_change,
+        help="Sets every control below; change any of them afterwards.",
+    )
+    lesson = load_preset(st.session_state.preset).lesson
+    if lesson:
+        st.caption(lesson)
+
+
+def data_section() -> datasets.DatasetInfo | None:
+    st.header("1. Data")
+    names = list(datasets.REGISTRY)
+    st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
+    state = st.session_state
+    if state.dataset != "builtin":
+        st.text_input(
+            "Folder on this computer",
+            key="data_dir",
+            placeholder=str(
+                datasets.default_data_root() / (datasets.REGISTRY[state.dataset].folder_name or "my_images")
+            ),
+            help="train/<class>/ and validation/<class>/, or <class>/ folders that the lab splits. "
+            "Leave empty to use the dataset's default folder.",
+        )
+    try:
+        info = describe_dataset(state.dataset, (state.data_dir or None), 0.2, state.seed)
+    except datasets.DatasetError as exc:
+        st.error(str(exc))
+        return None
+    st.markdown(info.description)
+    sizes = pd.DataFrame(info.split_sizes).rename_axis("class")
+    left, right = st.columns([1, 3])
+    with left:
+        st.dataframe(sizes, width="content")
+    with right:
+        samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
+        for name, images in samples.items():
+            st.image(list(images), caption=[name] * len(images), width=84)
+    total = info.total("train")
+    minimum = min(total, 2 * info.num_classes)
+    cols = st.columns(2)
+    with cols[0]:
+        if state.train_images > total or state.train_images < 0:
+            state.train_images = 0
+        value = state.train_images or total
+        chosen = st.slider(
+            "Training images",
+            min_value=minimum,
+            max_value=total,
+            value=value,
+            step=max(1, total // 100),
+            help="A class-balanced subset of the training split: less data overfits sooner.",
+        )
+        state.train_images = 0 if chosen >= total else chosen
+    with cols[1]:
+        st.select_slider("Image size (pixels)", IMAGE_SIZES, key="image_size", help="The course uses 150.")
+    return info
+
+
+def augmentation_section(info: datasets.DatasetInfo | None) -> None:
+    st.header("2. Augmentations")
+    st.caption("Applied on the fly to training images only, as they stream to the model. The files are never changed.")
+    state = st.session_state
+    cols = st.columns(3)
+    for index, (key, label, unit, low, high, step, _, tip) in enumerate(KNOBS):
+        with cols[index % 3]:
+            on = st.toggle(label, key=f"on_{key}", help=tip)
+            st.slider(f"{label} ({unit})", low, high, step=step, key=f"value_{key}", disabled=not on)
+    with cols[len(KNOBS) % 3]:
+        for key, label in FLIPS:
+            st.toggle(label, key=f"on_{key}", help="mirror half of the images")
+    with cols[(len(KNOBS) + 1) % 3]:
+        st.selectbox("Fill mode", FILL_MODES, key="fill_mode", help="What fills the pixels a transform uncovers.")
+        if state.fill_mode == "constant":
+            st.slider("Fill value (cval)", 0.0, 255.0, step=1.0, key="cval")
+    config = config_from_widgets()
+    aug = config.augmentation
+    if aug.shear_range:
+        st.info(shear_note(aug))
+    if info is None:
+        return
+    samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
+    first = next(iter(samples.values()))
+    st.subheader("Preview")
+    cols = st.columns([1, 5])
+    with cols[0]:
+        st.image(first[0], caption="original", width=120)
+        if st.button("New variants", help="Draw other random variants"):
+            state.preview_seed += 1
+    with cols[1]:
+        if aug.enabled:
+            variants = preview(first[0], aug, count=8, seed=state.preview_seed)
+            st.image(list(variants), width=120, caption=[f"variant {i + 1}" for i in range(len(variants))])
+        else:
+            st.caption("Switch an augmentation on to see the variants the model would train on.")
+    if aug.enabled:
+        with st.expander("Each augmentation on its own"):
+            for key, label in single_knobs(aug):
+                alone = single_knob(aug, key)
+                st.image(
+                    list(preview(first[0], alone, count=6, seed=state.preview_seed)), width=96, caption=[label] * 6
+                )
+    tabs = st.tabs(["ImageDataGenerator (the course)", "Keras preprocessing layers"])
+    tabs[0].code(image_data_generator_code(aug), language="python")
+    tabs[1].code(keras_layers_code(aug), language="python")
+
+
+def single_knobs(aug: Augmentation) -> list[tuple[str, str]]:
+    knobs = [(key, label) for key, label, *_ in KNOBS if getattr(aug, key)]
+    return knobs + [(key, label) for key, label in FLIPS if getattr(aug, key)]
+
+
+def single_knob(aug: Augmentation, key: str) -> Augmentation:
+    return replace(aug.switched_off(), **{key: getattr(aug, key)})
+
+
+def train_section(info: datasets.DatasetInfo | None) -> None:
+    st.header("3. Train")
+    with st.expander("Training settings", expanded=False):
+        cols = st.columns(5)
+        cols[0].slider("Epochs", 1, 100, key="epochs")
+        cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
+        cols[2].selectbox(
+            "Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}"
+        )
+        cols[3].slider("Dropout", 0.0, 0.9, step=0.1, key="dropout")
+        cols[4].number_input("Seed", 0, 2**31 - 1, key="seed")
+    if info is None:
+        st.warning("Pick a dataset that loads before training.")
+        return
+    try:
+        config = config_from_widgets()
+    except ConfigError as exc:
+        st.error(str(exc))
+        return
+    worker = get_worker()
+    baseline, augmented = config.without_augmentation(), config
+    train_count = config.train_images or info.total("train")
+    seconds = sum(
+        0.0 if worker.status(c.key()).state == "done" else estimate_seconds(c, train_count, info.total("validation"))
+        for c in (baseline, augmented)
+    )
+    active = st.session_state.active
+    running = active is not None and any(worker.status(k).active for k in active)
+    cols = st.columns([2, 1, 3])
+    if not config.augmentation.enabled:
+        cols[2].info("Switch on at least one augmentation to compare.")
+    elif cols[0].button("▶ Train both runs", type="primary", disabled=running):
+        keys = (worker.submit(baseline, owner=session_id()), worker.submit(augmented, owner=session_id()))
+        st.session_state.active = keys
+        st.query_params["runs"] = ",".join(keys)
+        st.rerun()
+    if running and cols[1].button("■ Cancel"):
+        for key in active:
+            worker.cancel(key, owner=session_id())
+        st.rerun()
+    if not running:
+        cols[2].caption(
+            f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
+            f"({config.epochs} epochs × 2 runs, {train_count} training images at {config.image_size} px)."
+            if seconds
+            else "Both runs are already in the run store: they show at once."
+        )
+
+
+def compare_section() -> None:
+    st.header("4. Compare")
+    active = st.session_state.active
+    if not active:
+        st.caption("Train both runs (section 3) and their curves appear here, live, epoch by epoch.")
+        return
+    worker = get_worker()
+    polling = any(worker.status(k).active for k in active)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(show_comparison)(active, polling)
+
+
+def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:
+    worker = get_worker()
+    statuses = [worker.status(k) for k in keys]
+    for side, status in zip(("Without augmentation", "With augmentation"), statuses, strict=True):
+        show_progress(side, status)
+    histories = [s.history for s in statuses]
+    st.plotly_chart(comparison_figure(statuses), width="stretch", key=f"chart-{keys[0]}-{keys[1]}")
+    summaries = {name: hist.summarize(h) for name, h in zip(("without", "with"), histories, strict=True)}
+    if all(s.get("epochs") for s in summaries.values()):
+        table = pd.DataFrame(summaries).T[["accuracy", "val_accuracy", "gap", "best_val_accuracy", "best_epoch"]]
+        st.dataframe(table.style.format("{:.1%}", subset=["accuracy", "val_accuracy", "gap", "best_val_accuracy"]))
+    for name, summary in summaries.items():
+        st.markdown(f"**{name.capitalize()} augmentation:** {hist.reading(summary)}")
+    if was_polling and not any(s.active for s in statuses):
+        st.rerun()  # the whole page: stop polling, enable the buttons again
+
+
+def comparison_figure(statuses):
+    """The figure, rebuilt only when an epoch has finished: polling stays cheap while a run trains."""
+    version = tuple((s.key, s.state, s.epochs_done) for s in statuses)
+    cached = st.session_state.get("figure_cache")
+    if cached is None or cached[0] != version:
+        epochs = max((s.epochs_total for s in statuses), default=0) or None
+        figure = figures.compare_figure(statuses[0].history, statuses[1].history, epochs=epochs)
+        st.session_state.figure_cache = cached = (version, figure)
+    return cached[1]
+
+
+def show_progress(side: str, status) -> None:
+    if status.state == "queued":
+        st.info(f"{side}: waiting in the queue, position {status.position}.")
+    elif status.state == "running":
+        if status.epochs_done == 0:
+            st.info(f"{side}: warming up (loading TensorFlow, decoding images, building the model)…")
+        else:
+            st.progress(
+                status.epochs_done / max(status.epochs_total, 1),
+                text=f"{side}: epoch {status.epochs_done} of {status.epochs_total}",
+            )
+    elif status.state == "failed":
+        st.error(f"{side}: the run failed. {status.error}")
+    elif status.state in ("cancelled", "interrupted"):
+        st.warning(f"{side}: {status.state} after {status.epochs_done} epochs.")
+
+
+def history_section() -> None:
+    st.header("5. History")
+    runs = get_worker().store.list_runs(limit=200)
+    if not runs:
+        st.caption("Runs you train are kept in the run store and listed here.")
+        return
+    rows = [describe_run(run) for run in runs]
+    table = pd.DataFrame(rows).set_index("key")
+    st.dataframe(table, width="stretch")
+    labels = {row["key"]: f"{row['when']} · {row['dataset']} · {row['augmentation']} · {row['state']}" for row in rows}
+    keys = list(labels)
+    cols = st.columns(2)
+    left = cols[0].selectbox("Left run", keys, format_func=labels.get, key="history_left")
+    right = cols[1].selectbox(
+        "Right run", keys, index=min(1, len(keys) - 1), format_func=labels.get, key="history_right"
+    )
+    if st.button("Open these two in the compare view"):
+        st.session_state.active = (left, right)
+        st.query_params["runs"] = f"{left},{right}"
+        st.rerun()
+    for column, key in zip(cols, (left, right), strict=True):
+        run = next(r for r in runs if r.key == key)
+        column.download_button(
+            "History (CSV)", run.history.to_csv(index=False), file_name=f"{key}-history.csv", key=f"csv-{column}-{key}"
+        )
+        column.download_button(
+            "Configuration (JSON)", run.config.to_json(), file_name=f"{key}-config.json", key=f"json-{column}-{key}"
+        )
+
+
+def describe_run(run) -> dict:
+    aug = run.config.augmentation
+    knobs = [label for key, label in single_knobs(aug)] if aug.enabled else []
+    summary = hist.summarize(run.history)
+    return {
+        "key": run.key,
+        "when": (run.status.created or "")[:16].replace("T", " "),
+        "dataset": run.config.dataset,
+        "size": run.config.image_size,
+        "epochs": f"{run.status.epochs_done}/{run.config.epochs}",
+        "augmentation": ", ".join(knobs) if knobs else "none",
+        "state": run.status.state,
+        "val_accuracy": summary.get("val_accuracy"),
+        "gap": summary.get("gap"),
+    }
+
+
+def main() -> None:
+    init_state()
+    header()
+    info = data_section()
+    augmentation_section(info)
+    train_section(info)
+    compare_section()
+    history_section()
+    with st.expander("This configuration as JSON"):
+        try:
+            st.code(json.dumps(config_from_widgets().to_dict(), indent=2), language="json")
+        except ConfigError as exc:
+            st.error(str(exc))
+
+
+main()
