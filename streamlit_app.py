@@ -30,6 +30,7 @@ IMAGE_SIZES = [48, 64, 96, 128, 150, 224, 300]
 BATCH_SIZES = [8, 16, 20, 32, 64, 128]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
 POLL_SECONDS = 1.5
+MAX_EPOCHS = 300
 
 # (key, label, unit, min, max, step, default when switched on, help)
 KNOBS = [
@@ -82,7 +83,7 @@ def apply_config_to_widgets(config: RunConfig) -> None:
     state.data_dir = config.data_dir or ""
     state.image_size = config.image_size if config.image_size in IMAGE_SIZES else 64
     state.train_images = config.train_images
-    state.epochs = config.epochs
+    state.epochs = min(config.epochs, MAX_EPOCHS)
     state.batch_size = config.batch_size if config.batch_size in BATCH_SIZES else 20
     state.learning_rate = min(LEARNING_RATES, key=lambda lr: abs(lr - config.learning_rate))
     state.dropout = config.dropout
@@ -122,15 +123,67 @@ def on_preset_change() -> None:
     apply_config_to_widgets(load_preset(st.session_state.preset).config)
 
 
+# Sections a teacher can hide with ?hide=...: the lesson then shows only what it needs.
+HIDEABLE = ("preset", "data", "augmentations", "settings", "code", "history")
+
+
 def init_state() -> None:
-    if "dataset" not in st.session_state:
-        st.session_state.preset = "quick"
-        apply_config_to_widgets(load_preset("quick").config)
-        st.session_state.preview_seed = 0
+    state = st.session_state
+    if "dataset" not in state:
+        state.preset = "quick"
+        state.preview_seed = 0
+        state.hidden = {name for name in st.query_params.get("hide", "").split(",") if name in HIDEABLE}
+        apply_config_to_widgets(config_from_link())
+    else:
+        # Streamlit forgets the value of a widget that was not drawn in a run; hidden
+        # controls must keep theirs.
+        for key in widget_keys():
+            if key in state:
+                state[key] = state[key]
     # A link or a refresh carries the runs being watched, so a running job is found again.
-    if "active" not in st.session_state:
+    if "active" not in state:
         keys = st.query_params.get("runs", "")
-        st.session_state.active = tuple(keys.split(",")) if keys.count(",") == 1 else None
+        state.active = tuple(keys.split(",")) if keys.count(",") == 1 else None
+
+
+def config_from_link() -> RunConfig:
+    """The setup a shared link describes, or the quick preset when it describes none."""
+    query = {key: st.query_params[key] for key in st.query_params}
+    if "preset" in query and query["preset"] in list_presets():
+        st.session_state.preset = query["preset"]
+        base = load_preset(query["preset"]).config
+    else:
+        base = load_preset("quick").config
+    settings = {k: v for k, v in query.items() if k not in ("preset", "runs", "hide")}
+    if not settings:
+        return base
+    try:
+        return RunConfig.from_query({**base.to_query(), **settings})
+    except ConfigError as exc:
+        st.session_state.link_error = f"The link's settings could not be used ({exc}); showing the preset instead."
+        return base
+
+
+def widget_keys() -> list[str]:
+    keys = ["dataset", "data_dir", "image_size", "epochs", "batch_size", "learning_rate", "dropout", "seed"]
+    keys += ["fill_mode", "cval", "preset"]
+    keys += [f"on_{key}" for key, *_ in KNOBS] + [f"value_{key}" for key, *_ in KNOBS]
+    return keys + [f"on_{key}" for key, _ in FLIPS]
+
+
+def shown(section: str) -> bool:
+    return section not in st.session_state.hidden
+
+
+def sync_link(config: RunConfig | None) -> None:
+    """Keep the whole setup in the address bar, so copying it shares it."""
+    query = dict(config.to_query()) if config is not None else {}
+    if st.session_state.active:
+        query["runs"] = ",".join(st.session_state.active)
+    if st.session_state.hidden:
+        query["hide"] = ",".join(sorted(st.session_state.hidden))
+    if dict(st.query_params) != query:
+        st.query_params.from_dict(query)
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -141,6 +194,10 @@ def header() -> None:
         "to the training and validation curves. Without augmentation the model memorises its training images; "
         "augmentation shows it new variants every epoch, in memory, and the curves move together."
     )
+    if "link_error" in st.session_state:
+        st.warning(st.session_state.pop("link_error"))
+    if not shown("preset"):
+        return
     names = list_presets()
     st.selectbox(
         "Start from a preset",
@@ -158,9 +215,10 @@ def header() -> None:
 def data_section() -> datasets.DatasetInfo | None:
     st.header("1. Data")
     names = list(datasets.REGISTRY)
-    st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
     state = st.session_state
-    if state.dataset != "builtin":
+    if shown("data"):
+        st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
+    if state.dataset != "builtin" and shown("data"):
         st.text_input(
             "Folder on this computer",
             key="data_dir",
@@ -184,6 +242,13 @@ def data_section() -> datasets.DatasetInfo | None:
         samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
         for name, images in samples.items():
             st.image(list(images), caption=[name] * len(images), width=84)
+    if shown("data"):
+        subset_and_size_controls(info)
+    return info
+
+
+def subset_and_size_controls(info: datasets.DatasetInfo) -> None:
+    state = st.session_state
     total = info.total("train")
     minimum = min(total, 2 * info.num_classes)
     cols = st.columns(2)
@@ -202,12 +267,17 @@ def data_section() -> datasets.DatasetInfo | None:
         state.train_images = 0 if chosen >= total else chosen
     with cols[1]:
         st.select_slider("Image size (pixels)", IMAGE_SIZES, key="image_size", help="The course uses 150.")
-    return info
 
 
 def augmentation_section(info: datasets.DatasetInfo | None) -> None:
     st.header("2. Augmentations")
     st.caption("Applied on the fly to training images only, as they stream to the model. The files are never changed.")
+    if shown("augmentations"):
+        knob_controls()
+    preview_section(info, config_from_widgets().augmentation)
+
+
+def knob_controls() -> None:
     state = st.session_state
     cols = st.columns(3)
     for index, (key, label, unit, low, high, step, _, tip) in enumerate(KNOBS):
@@ -221,8 +291,10 @@ def augmentation_section(info: datasets.DatasetInfo | None) -> None:
         st.selectbox("Fill mode", FILL_MODES, key="fill_mode", help="What fills the pixels a transform uncovers.")
         if state.fill_mode == "constant":
             st.slider("Fill value (cval)", 0.0, 255.0, step=1.0, key="cval")
-    config = config_from_widgets()
-    aug = config.augmentation
+
+
+def preview_section(info: datasets.DatasetInfo | None, aug: Augmentation) -> None:
+    state = st.session_state
     if aug.shear_range:
         st.info(shear_note(aug))
     if info is None:
@@ -248,9 +320,10 @@ def augmentation_section(info: datasets.DatasetInfo | None) -> None:
                 st.image(
                     list(preview(first[0], alone, count=6, seed=state.preview_seed)), width=96, caption=[label] * 6
                 )
-    tabs = st.tabs(["ImageDataGenerator (the course)", "Keras preprocessing layers"])
-    tabs[0].code(image_data_generator_code(aug), language="python")
-    tabs[1].code(keras_layers_code(aug), language="python")
+    if shown("code"):
+        tabs = st.tabs(["ImageDataGenerator (the course)", "Keras preprocessing layers"])
+        tabs[0].code(image_data_generator_code(aug), language="python")
+        tabs[1].code(keras_layers_code(aug), language="python")
 
 
 def single_knobs(aug: Augmentation) -> list[tuple[str, str]]:
@@ -264,15 +337,9 @@ def single_knob(aug: Augmentation, key: str) -> Augmentation:
 
 def train_section(info: datasets.DatasetInfo | None) -> None:
     st.header("3. Train")
-    with st.expander("Training settings", expanded=False):
-        cols = st.columns(5)
-        cols[0].slider("Epochs", 1, 100, key="epochs")
-        cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
-        cols[2].selectbox(
-            "Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}"
-        )
-        cols[3].slider("Dropout", 0.0, 0.9, step=0.1, key="dropout")
-        cols[4].number_input("Seed", 0, 2**31 - 1, key="seed")
+    if shown("settings"):
+        with st.expander("Training settings", expanded=False):
+            training_settings()
     if info is None:
         st.warning("Pick a dataset that loads before training.")
         return
@@ -309,6 +376,15 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
             if seconds
             else "Both runs are already in the run store: they show at once."
         )
+
+
+def training_settings() -> None:
+    cols = st.columns(5)
+    cols[0].slider("Epochs", 1, MAX_EPOCHS, key="epochs")
+    cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
+    cols[2].selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
+    cols[3].slider("Dropout", 0.0, 0.9, step=0.1, key="dropout")
+    cols[4].number_input("Seed", 0, 2**31 - 1, key="seed")
 
 
 def compare_section() -> None:
@@ -368,6 +444,8 @@ def show_progress(side: str, status) -> None:
 
 
 def history_section() -> None:
+    if not shown("history"):
+        return
     st.header("5. History")
     runs = get_worker().store.list_runs(limit=200)
     if not runs:
@@ -422,11 +500,19 @@ def main() -> None:
     train_section(info)
     compare_section()
     history_section()
-    with st.expander("This configuration as JSON"):
-        try:
-            st.code(json.dumps(config_from_widgets().to_dict(), indent=2), language="json")
-        except ConfigError as exc:
-            st.error(str(exc))
+    try:
+        config = config_from_widgets()
+    except ConfigError as exc:
+        st.error(str(exc))
+        config = None
+    if config is not None and shown("code"):
+        with st.expander("This configuration as JSON"):
+            st.code(json.dumps(config.to_dict(), indent=2), language="json")
+            st.caption(
+                "The address bar holds this whole setup: copy it to share it. Add `&hide=preset,data,augmentations,"
+                "settings,code,history` (any of them) to hide controls a lesson does not need."
+            )
+    sync_link(config)
 
 
 main()

@@ -150,6 +150,27 @@ class RunConfig:
         payload = json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    # -- a page's URL ---------------------------------------------------------------------
+    def to_query(self) -> dict[str, str]:
+        """The fields that differ from the defaults, as URL query parameters (knobs by bare name)."""
+        default = RunConfig()
+        query = {
+            f.name: _query_text(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "augmentation" and getattr(self, f.name) != getattr(default, f.name)
+        }
+        for f in fields(Augmentation):
+            value = getattr(self.augmentation, f.name)
+            if value != getattr(default.augmentation, f.name):
+                query[f.name] = _query_text(value)
+        return query
+
+    @classmethod
+    def from_query(cls, query: dict[str, str]) -> RunConfig:
+        """The configuration a link describes; other query parameters are ignored."""
+        names = {f.name for f in fields(cls)} | {f.name for f in fields(Augmentation)}
+        return cls().with_overrides({k: v for k, v in query.items() if k in names and k != "augmentation"})
+
     # -- serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -281,6 +302,14 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         return cls(**data)
     except TypeError as exc:  # a missing or malformed nested value
         raise ConfigError(str(exc)) from None
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _toml_value(value: Any) -> str:
