@@ -22,7 +22,7 @@ from lab.estimate import estimate_seconds, format_duration
 from lab.presets import list_presets, load_preset
 from lab.store import RunStore, default_store_root
 from lab.subprocess_trainer import SubprocessTrainer
-from lab.worker import Worker
+from lab.worker import QueueFull, Worker
 
 st.set_page_config(page_title="Overfitting Lab", page_icon="🧪", layout="wide")
 
@@ -361,10 +361,13 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
     if not config.augmentation.enabled:
         cols[2].info("Switch on at least one augmentation to compare.")
     elif cols[0].button("▶ Train both runs", type="primary", disabled=running):
-        keys = (worker.submit(baseline, owner=session_id()), worker.submit(augmented, owner=session_id()))
-        st.session_state.active = keys
-        st.query_params["runs"] = ",".join(keys)
-        st.rerun()
+        try:
+            keys = (worker.submit(baseline, owner=session_id()), worker.submit(augmented, owner=session_id()))
+        except QueueFull as exc:
+            st.warning(str(exc))
+        else:
+            st.session_state.active = keys
+            st.rerun()
     if running and cols[1].button("■ Cancel"):
         for key in active:
             worker.cancel(key, owner=session_id())

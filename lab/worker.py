@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 
 TrainFn = Callable[..., pd.DataFrame]
 
+# A fair queue: owners (page sessions) take turns of this many jobs, the two runs of one
+# comparison, so one visitor cannot queue ten jobs ahead of everyone else.
+TURN = 2
+# How many jobs one owner may have waiting at once.
+MAX_WAITING_PER_OWNER = 4
+
+
+class QueueFull(RuntimeError):
+    """An owner asked for more jobs than may wait for them at once."""
+
+
 # Reported for a key that neither this worker nor the store knows.
 UNKNOWN = "unknown"
 
@@ -119,6 +130,10 @@ class Worker:
 
     def __init__(self, store: RunStore, train_fn: TrainFn | None = None) -> None:
         self.store = store
+        self._served: dict[str | None, int] = {}  # owner -> when it last had a job start
+        self._turns = 0
+        self._turn_owner: str | None = None  # whose turn is running, and how many jobs it has left
+        self._turn_left = 0
         self._train_fn = train_fn
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
@@ -157,6 +172,9 @@ class Worker:
             if hit is not None:
                 self._remember(key, _finished_from_store(hit))
                 return key
+            waiting = sum(1 for queued in self._queue if owner is not None and queued.owners[:1] == [owner])
+            if waiting >= MAX_WAITING_PER_OWNER:
+                raise QueueFull(f"{waiting} of your runs are already waiting: let them finish or cancel them first")
             self.store.record_queued(config)
             job = _Job(key=key, config=config, owners=[owner])
             self._jobs[key] = job
@@ -197,7 +215,7 @@ class Worker:
                 if job.state == "running":
                     position: int | None = 0
                 elif job.state == "queued":
-                    position = self._queue.index(job) + 1
+                    position = self._ordered().index(job) + 1
                 else:  # its final state is set, the bookkeeping not yet done
                     position = None
                 rows = list(job.rows)
@@ -251,7 +269,7 @@ class Worker:
         """Keys in the order they will train: the running job first, then the waiting ones."""
         with self._cond:
             running = [self._running.key] if self._running is not None else []
-            return running + [job.key for job in self._queue]
+            return running + [job.key for job in self._ordered()]
 
     @property
     def alive(self) -> bool:
@@ -280,10 +298,37 @@ class Worker:
 
     # -- the thread's side --------------------------------------------------------------
     def _next_job(self) -> _Job:
-        """Which waiting job trains next. FIFO for now; a queue fair across owners only
-        needs to pick differently here (e.g. the oldest job of the owner served longest
-        ago), since every job carries its owners and submission time."""
-        return self._queue[0]
+        """Which waiting job trains next: the head of the fair order (lock held)."""
+        job = self._ordered()[0]
+        owner = job.owners[0] if job.owners else None
+        if owner == self._turn_owner and self._turn_left > 0:
+            self._turn_left -= 1
+        else:
+            self._turn_owner, self._turn_left = owner, TURN - 1
+        self._turns += 1
+        self._served[owner] = self._turns
+        return job
+
+    def _ordered(self) -> list[_Job]:
+        """The waiting jobs in the order they will train (call with the lock held).
+
+        Owners take turns of `TURN` jobs (one comparison), the owner served longest ago
+        first, and a turn that has started is finished first. Each owner's jobs keep the
+        order they were asked in; with one owner this is plain FIFO.
+        """
+        by_owner: dict[str | None, list[_Job]] = {}
+        for job in self._queue:
+            by_owner.setdefault(job.owners[0] if job.owners else None, []).append(job)
+        order: list[_Job] = []
+        current = by_owner.get(self._turn_owner, [])
+        order += current[: self._turn_left]
+        del current[: self._turn_left]
+        owners = sorted(by_owner, key=lambda owner: self._served.get(owner, 0))  # stable: ties keep asking order
+        while any(by_owner.values()):
+            for owner in owners:
+                order += by_owner[owner][:TURN]
+                del by_owner[owner][:TURN]
+        return order
 
     def _loop(self) -> None:
         while True:

@@ -16,7 +16,7 @@ from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import from_rows
 from lab.store import RunStore
-from lab.worker import JobStatus, Worker
+from lab.worker import MAX_WAITING_PER_OWNER, JobStatus, QueueFull, Worker
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT = 5.0  # generous upper bound for things that take milliseconds
@@ -467,3 +467,39 @@ def test_two_workers_in_one_process_never_train_at_once(make_worker, trainer, tm
     assert wait_for(first, a.key()).state == "done"
     assert wait_for(second, b.key()).state == "done"
     assert trainer.max_in_flight == 1
+
+
+def test_owners_take_turns_so_one_visitor_cannot_queue_ahead_of_everyone(make_worker, trainer):
+    worker = make_worker()
+    hog = [cfg(seed) for seed in (1, 2, 3, 4)]  # two comparisons from one visitor
+    other = [cfg(seed) for seed in (11, 12)]  # one comparison from another, asked later
+    trainer.hold(hog[0], at_epoch=1)
+    for config in hog:
+        worker.submit(config, owner="hog")
+    assert trainer.started_event(hog[0]).wait(WAIT)
+    for config in other:
+        worker.submit(config, owner="other")
+
+    # The hog's first comparison finishes its turn, then the other visitor's comparison
+    # runs before the hog's second one.
+    expected = [c.key() for c in (hog[0], hog[1], other[0], other[1], hog[2], hog[3])]
+    assert worker.queue_snapshot() == expected
+    assert worker.status(other[0].key()).position == 2
+    trainer.release(hog[0])
+    for key in expected:
+        assert wait_for(worker, key).state == "done"
+    assert trainer.calls == expected
+
+
+def test_one_owner_cannot_queue_more_than_the_limit(make_worker, trainer):
+    worker = make_worker()
+    running = cfg(100)
+    trainer.hold(running, at_epoch=1)
+    worker.submit(running, owner="a")
+    assert trainer.started_event(running).wait(WAIT)
+    for seed in range(MAX_WAITING_PER_OWNER):
+        worker.submit(cfg(seed), owner="a")
+    with pytest.raises(QueueFull, match="already waiting"):
+        worker.submit(cfg(999), owner="a")
+    worker.submit(cfg(999), owner="b")  # another visitor still gets in
+    assert worker.status(cfg(999).key()).state == "queued"
