@@ -20,6 +20,7 @@ from lab.augment import image_data_generator_code, keras_layers_code, preview, s
 from lab.config import Augmentation, ConfigError, RunConfig
 from lab.estimate import estimate_seconds, format_duration
 from lab.presets import list_presets, load_preset
+from lab.recordings import list_recordings, load_recording
 from lab.store import RunStore, default_store_root
 from lab.subprocess_trainer import SubprocessTrainer
 from lab.worker import QueueFull, Worker
@@ -395,10 +396,28 @@ def compare_section() -> None:
     active = st.session_state.active
     if not active:
         st.caption("Train both runs (section 3) and their curves appear here, live, epoch by epoch.")
+        recorded_section()
         return
     worker = get_worker()
     polling = any(worker.status(k).active for k in active)
     st.fragment(run_every=POLL_SECONDS if polling else None)(show_comparison)(active, polling)
+    recorded_section()
+
+
+def recorded_section() -> None:
+    """Full-length results trained earlier by the command line, shown at once beside a live run."""
+    names = list_recordings()
+    if not names:
+        return
+    with st.expander("Recorded runs: full-length results without waiting"):
+        name = st.selectbox("Recording", names, key="recording")
+        recording = load_recording(name)
+        st.caption(recording.title())
+        runs = recording.runs
+        figure = figures.compare_figure(runs.get("baseline"), runs.get("augmented"), epochs=recording.config.epochs)
+        st.plotly_chart(figure, width="stretch", key=f"recording-{name}")
+        for side, frame in runs.items():
+            st.markdown(f"**{side.capitalize()}:** {hist.reading(hist.summarize(frame))}")
 
 
 def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:

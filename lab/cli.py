@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="print the summary as one JSON object on the last line of standard output",
         )
         sub.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+        sub.add_argument(
+            "--record",
+            metavar="NAME",
+            help="also save the result as experiments/recorded/NAME.json (configuration, machine, date, duration, "
+            "histories), for the page to replay",
+        )
     commands.add_parser("presets", help="list the presets in experiments/")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         name, config = resolve_config(args.preset, args.data, args.overrides)
+        if args.record and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.record):
+            raise ConfigError(f"--record {args.record!r}: use letters, digits, '_', '-' and '.' only")
         if args.command == "compare" and not config.augmentation.enabled:
             raise ConfigError("the configuration has no augmentation switched on: nothing to compare against")
         out = Path(args.out) if args.out else _default_run_folder(name, config)
@@ -155,6 +164,10 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     for side, frame in runs.items():
         frame.to_csv(out / f"{side}.csv", index=False)
     report = {"runs": summaries, "seconds": round(seconds, 2)}
+    if args.record:
+        from lab.recordings import save_recording
+
+        print(f"recorded: {save_recording(args.record, name, config, runs, seconds)}")
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _print_table(summaries, seconds)
     if args.json:

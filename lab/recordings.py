@@ -1,0 +1,100 @@
+"""Recorded runs: a comparison the command line trained, saved with its machine and date.
+
+A class can then see a full-length result (the course's 100 epochs at 150 px take hours
+on a laptop CPU) at once, beside a short live run. Recordings are JSON files in
+experiments/recorded/, versioned with the presets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lab import history as hist
+from lab.config import RunConfig
+from lab.presets import EXPERIMENTS_DIR
+
+RECORDINGS_DIR = EXPERIMENTS_DIR / "recorded"
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    preset: str
+    config: RunConfig
+    runs: dict[str, pd.DataFrame]  # "baseline"/"augmented" (or "run") -> history
+    machine: str
+    recorded_at: str
+    seconds: float
+
+    def title(self) -> str:
+        minutes = self.seconds / 60
+        return f"{self.name}: {self.preset}, recorded {self.recorded_at[:10]} on {self.machine} ({minutes:.0f} min)"
+
+
+def describe_machine() -> str:
+    """A short, human description of the machine a run was trained on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        accelerator = f", {gpus} GPU" if gpus else ", CPU only"
+    except ImportError:
+        accelerator = ""
+    return f"{os.cpu_count()} cores, {cpu}{accelerator}"
+
+
+def save_recording(
+    name: str, preset: str, config: RunConfig, runs: dict[str, pd.DataFrame], seconds: float, folder: Path | None = None
+) -> Path:
+    folder = folder or RECORDINGS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    payload: dict[str, Any] = {
+        "name": name,
+        "preset": preset,
+        "config": config.to_dict(),
+        "machine": describe_machine(),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "runs": {side: frame.to_dict(orient="list") for side, frame in runs.items()},
+    }
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    temporary.replace(path)  # never a half-written recording
+    return path
+
+
+def list_recordings(folder: Path | None = None) -> list[str]:
+    folder = folder or RECORDINGS_DIR
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def load_recording(name: str, folder: Path | None = None) -> Recording:
+    path = (folder or RECORDINGS_DIR) / f"{name}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    runs = {
+        side: hist.from_rows(pd.DataFrame(columns).to_dict(orient="records")) for side, columns in data["runs"].items()
+    }
+    return Recording(
+        name=data["name"],
+        preset=data.get("preset", ""),
+        config=RunConfig.from_dict(data["config"]),
+        runs=runs,
+        machine=data.get("machine", "unknown machine"),
+        recorded_at=data.get("recorded_at", ""),
+        seconds=float(data.get("seconds", 0.0)),
+    )
