@@ -19,6 +19,7 @@ from lab import history as hist
 from lab.augment import image_data_generator_code, keras_layers_code, preview, shear_note
 from lab.config import Augmentation, ConfigError, RunConfig
 from lab.estimate import estimate_seconds, format_duration
+from lab.hosting import apply_limits, host_limits, server_folders_allowed
 from lab.presets import list_presets, load_preset
 from lab.recordings import list_recordings, load_recording
 from lab.store import RunStore, default_store_root
@@ -70,6 +71,28 @@ def describe_dataset(dataset: str, data_dir: str | None, validation_split: float
     return datasets.describe(config)
 
 
+def secrets() -> dict:
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets file: a laptop
+        return {}
+
+
+def limits():
+    """Hosted mode's caps, or None on a laptop."""
+    return host_limits(secrets())
+
+
+def image_sizes() -> list[int]:
+    caps = limits()
+    return [size for size in IMAGE_SIZES if caps is None or size <= caps.max_image_size]
+
+
+def max_epochs() -> int:
+    caps = limits()
+    return MAX_EPOCHS if caps is None else min(MAX_EPOCHS, caps.max_epochs)
+
+
 def session_id() -> str:
     if "session_id" not in st.session_state:
         st.session_state.session_id = uuid.uuid4().hex[:12]
@@ -82,9 +105,10 @@ def apply_config_to_widgets(config: RunConfig) -> None:
     state = st.session_state
     state.dataset = config.dataset
     state.data_dir = config.data_dir or ""
-    state.image_size = config.image_size if config.image_size in IMAGE_SIZES else 64
+    sizes = image_sizes()
+    state.image_size = max((size for size in sizes if size <= config.image_size), default=sizes[0])
     state.train_images = config.train_images
-    state.epochs = min(config.epochs, MAX_EPOCHS)
+    state.epochs = min(config.epochs, max_epochs())
     state.batch_size = config.batch_size if config.batch_size in BATCH_SIZES else 20
     state.learning_rate = min(LEARNING_RATES, key=lambda lr: abs(lr - config.learning_rate))
     state.dropout = config.dropout
@@ -215,11 +239,16 @@ def header() -> None:
 
 def data_section() -> datasets.DatasetInfo | None:
     st.header("1. Data")
-    names = list(datasets.REGISTRY)
+    folders = server_folders_allowed(secrets())
+    names = [name for name in datasets.REGISTRY if folders or name != "folder"]
     state = st.session_state
+    if state.dataset not in names:
+        state.dataset = "builtin"
     if shown("data"):
         st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
-    if state.dataset != "builtin" and shown("data"):
+    if not folders:
+        state.data_dir = ""  # hosted: the server's folders stay private
+    elif state.dataset != "builtin" and shown("data"):
         st.text_input(
             "Folder on this computer",
             key="data_dir",
@@ -251,6 +280,9 @@ def data_section() -> datasets.DatasetInfo | None:
 def subset_and_size_controls(info: datasets.DatasetInfo) -> None:
     state = st.session_state
     total = info.total("train")
+    caps = limits()
+    if caps is not None:
+        total = min(total, caps.max_train_images)
     minimum = min(total, 2 * info.num_classes)
     cols = st.columns(2)
     with cols[0]:
@@ -267,7 +299,7 @@ def subset_and_size_controls(info: datasets.DatasetInfo) -> None:
         )
         state.train_images = 0 if chosen >= total else chosen
     with cols[1]:
-        st.select_slider("Image size (pixels)", IMAGE_SIZES, key="image_size", help="The course uses 150.")
+        st.select_slider("Image size (pixels)", image_sizes(), key="image_size", help="The course uses 150.")
 
 
 def augmentation_section(info: datasets.DatasetInfo | None) -> None:
@@ -349,6 +381,9 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
     except ConfigError as exc:
         st.error(str(exc))
         return
+    config, notes = apply_limits(config, limits(), info.total("train"))
+    if notes:
+        st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
     worker = get_worker()
     baseline, augmented = config.without_augmentation(), config
     train_count = config.train_images or info.total("train")
@@ -384,7 +419,7 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
 
 def training_settings() -> None:
     cols = st.columns(5)
-    cols[0].slider("Epochs", 1, MAX_EPOCHS, key="epochs")
+    cols[0].slider("Epochs", 1, max_epochs(), key="epochs")
     cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
     cols[2].selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
     cols[3].slider("Dropout", 0.0, 0.9, step=0.1, key="dropout")
