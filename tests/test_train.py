@@ -1,0 +1,235 @@
+"""Training: a history per epoch, the same numbers for the same seed, a prompt cancel, a clear
+error when the loss is lost, a fair comparison, and the user's images left exactly as they were.
+
+Everything trains the course CNN at 48 px on a few dozen images for one or two epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lab import datasets, model, train
+from lab.config import Augmentation, ConfigError, RunConfig
+from lab.errors import RunCancelled
+from lab.history import COLUMNS
+from lab.train import Comparison, TrainingError, compare
+
+AUGMENTATION = Augmentation(
+    rotation_range=30, width_shift_range=0.1, zoom_range=0.2, horizontal_flip=True, brightness_range=0.1
+)
+
+
+def tiny_config(root: Path, **changes) -> RunConfig:
+    settings = {"image_size": 48, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "seed": 0, **changes}
+    return RunConfig(dataset="folder", data_dir=str(root), **settings)
+
+
+@pytest.fixture
+def two_class_folder(image_folder) -> Path:
+    return image_folder(classes=("cats", "dogs"), train=12, validation=4)
+
+
+def numbers(history: pd.DataFrame) -> pd.DataFrame:
+    """The learned numbers of a history: everything but the wall-clock seconds."""
+    return history.drop(columns=["seconds"])
+
+
+# -- a run -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "classes, units, activation, loss",
+    [
+        (("cats", "dogs"), 1, "sigmoid", "binary_crossentropy"),
+        (("a", "b", "c"), 3, "softmax", "sparse_categorical_crossentropy"),
+    ],
+    ids=["binary", "three-classes"],
+)
+def test_a_run_returns_one_history_row_per_epoch(image_folder, monkeypatch, classes, units, activation, loss):
+    root = image_folder(classes=classes, train=8, validation=3)
+    built = []
+    original_build = model.build_model
+    monkeypatch.setattr(model, "build_model", lambda config, n: built.append(original_build(config, n)) or built[-1])
+    reported = []
+
+    history = train.train(tiny_config(root), on_epoch=reported.append)
+
+    assert list(history.columns) == COLUMNS
+    assert len(history) == 2 and history["epoch"].tolist() == [1, 2]
+    assert [set(row) for row in reported] == [set(COLUMNS)] * 2
+    pd.testing.assert_frame_equal(pd.DataFrame(reported)[COLUMNS], history, check_dtype=False)
+    for column in ("loss", "val_loss"):
+        assert all(math.isfinite(v) and v > 0 for v in history[column])
+    for column in ("accuracy", "val_accuracy"):
+        assert history[column].between(0, 1).all()
+    assert (history["seconds"] > 0).all()
+    # The head matches the number of classes: one sigmoid unit for two, a softmax otherwise.
+    (net,) = built
+    assert net.output_shape == (None, units)
+    assert net.layers[-1].activation.__name__ == activation
+    assert net.loss == loss
+
+
+def test_data_loaded_for_another_size_is_refused(two_class_folder):
+    data = datasets.load(tiny_config(two_class_folder))
+    with pytest.raises(ConfigError, match="image size"):
+        train.train(tiny_config(two_class_folder, image_size=64), data=data)
+
+
+# -- reproducibility -------------------------------------------------------------------------------
+def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(two_class_folder):
+    config = tiny_config(two_class_folder, augmentation=AUGMENTATION)
+    first = train.train(config)
+    again = train.train(config)
+    other = train.train(config.replace(seed=1))
+    pd.testing.assert_frame_equal(numbers(first), numbers(again), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(numbers(first).to_numpy(), numbers(other).to_numpy())
+
+
+def _epoch_images(config: RunConfig, data, epochs: int) -> list[list[bytes]]:
+    """The training images of each epoch as raw bytes, batch_size == the whole split."""
+    dataset, steps = datasets.training_pipeline(data, config)
+    assert steps == 1
+    return [[image.tobytes() for image in images.numpy()] for images, _ in dataset.take(epochs)]
+
+
+def test_augmented_batches_repeat_for_a_seed_and_change_across_epochs_and_seeds(image_folder):
+    root = image_folder(classes=("cats", "dogs"), train=5, validation=1)
+    config = tiny_config(root, batch_size=10, augmentation=AUGMENTATION)
+    data = datasets.load(config)
+
+    first = _epoch_images(config, data, 3)
+    assert _epoch_images(config, data, 3) == first  # the same seed, the same variants
+    # Each epoch draws new variants: no image of one epoch reappears in another.
+    assert not set(first[0]) & set(first[1]) and not set(first[1]) & set(first[2])
+    assert not set(first[0]) & set(_epoch_images(config.replace(seed=1), data, 1)[0])
+
+    # Without augmentation every epoch shows the same ten images (reshuffled): the
+    # differences above come from augmentation, not from the order.
+    plain = _epoch_images(config.without_augmentation(), data, 2)
+    assert sorted(plain[0]) == sorted(plain[1]) and len(set(plain[0])) == 10
+    assert plain[0] != plain[1]  # but the order is reshuffled each epoch
+
+
+# -- cancellation ----------------------------------------------------------------------------------
+def test_should_stop_cancels_within_the_batch_and_keeps_the_finished_epochs(image_folder, monkeypatch):
+    root = image_folder(classes=("cats", "dogs"), train=24, validation=2)  # 48 images: 6 batches an epoch
+    batches_started = []
+
+    class CountingReporter(train._Reporter):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches_started.append(batch)
+
+    monkeypatch.setattr(train, "_Reporter", CountingReporter)
+    stop_after, requested_at = 8, []
+
+    def should_stop() -> bool:
+        if len(batches_started) >= stop_after and not requested_at:
+            requested_at.append(len(batches_started))
+        return bool(requested_at)
+
+    reported = []
+    with pytest.raises(RunCancelled) as info:
+        train.train(tiny_config(root, epochs=5), on_epoch=reported.append, should_stop=should_stop)
+
+    assert requested_at == [stop_after]
+    assert len(batches_started) - requested_at[0] <= 1  # no batch trained after the request
+    # Cancelled in epoch 2 (batch 2 of 6): epoch 1's row is kept, epoch 2 is never reported.
+    partial = info.value.history
+    assert list(partial.columns) == COLUMNS and partial["epoch"].tolist() == [1]
+    assert len(reported) == 1
+    pd.testing.assert_frame_equal(pd.DataFrame(reported)[COLUMNS], partial, check_dtype=False)
+
+
+def test_a_stop_requested_before_the_start_trains_nothing(two_class_folder):
+    with pytest.raises(RunCancelled) as info:
+        train.train(tiny_config(two_class_folder), should_stop=lambda: True)
+    assert info.value.history.empty and list(info.value.history.columns) == COLUMNS
+
+
+# -- divergence --------------------------------------------------------------------------------------
+def test_a_loss_that_is_not_a_number_raises_training_error(two_class_folder, monkeypatch):
+    # Deterministic divergence: the training pipeline hands out NaN labels, so the loss is
+    # NaN from the first batch. (A large learning rate may or may not diverge in one epoch,
+    # and NaN pixels need not reach the loss: on this CPU build they come out as zeros.)
+    import tensorflow as tf
+
+    original = datasets.training_pipeline
+
+    def poisoned(data, config):
+        dataset, steps = original(data, config)
+        return dataset.map(lambda x, y: (x, y * tf.constant(float("nan")))), steps
+
+    monkeypatch.setattr(datasets, "training_pipeline", poisoned)
+    reported = []
+    with pytest.raises(TrainingError) as info:
+        train.train(tiny_config(two_class_folder, epochs=3), on_epoch=reported.append)
+    assert "epoch 1" in str(info.value) and "nan" in str(info.value).lower()
+    assert "learning rate" in str(info.value)
+    assert reported == []  # no NaN row reaches the page
+
+
+# -- comparison ----------------------------------------------------------------------------------------
+def test_compare_refuses_a_config_without_augmentation(two_class_folder):
+    config = tiny_config(two_class_folder, augmentation=Augmentation(rescale=0.5, fill_mode="wrap"))
+    with pytest.raises(ConfigError, match="augmentation"):
+        compare(config)
+
+
+def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folder, monkeypatch):
+    config = tiny_config(two_class_folder, epochs=1, augmentation=AUGMENTATION)
+    calls = []
+    original = train.train
+
+    def recording(side_config, on_epoch=None, should_stop=None, data=None):
+        calls.append((side_config, data))
+        return original(side_config, on_epoch, should_stop, data=data)
+
+    monkeypatch.setattr(train, "train", recording)
+    reported = []
+    result = compare(config, on_epoch=lambda side, row: reported.append((side, row["epoch"])))
+
+    assert isinstance(result, Comparison) and result.config == config
+    assert [c for c, _ in calls] == [config.without_augmentation(), config]
+    assert calls[0][1] is calls[1][1] is not None  # decoded once, shared
+    assert reported == [("baseline", 1), ("augmented", 1)]
+    for history in (result.baseline, result.augmented):
+        assert list(history.columns) == COLUMNS and len(history) == 1
+    summary = result.summary()
+    assert summary.index.tolist() == ["baseline", "augmented"]
+    assert summary.loc["baseline", "gap"] == pytest.approx(
+        result.baseline["accuracy"].iloc[-1] - result.baseline["val_accuracy"].iloc[-1]
+    )
+    assert summary.loc["augmented", "val_accuracy"] == result.augmented["val_accuracy"].iloc[-1]
+
+
+# -- the user's images are read, never written ---------------------------------------------------------
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry under root: kind, size, modification time and, for files, a content hash."""
+    entries = {}
+    for path in sorted([root, *root.rglob("*")]):
+        stat = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        entries[str(path.relative_to(root))] = (path.is_dir(), stat.st_size, stat.st_mtime_ns, stat.st_mode, digest)
+    return entries
+
+
+def test_training_with_augmentation_leaves_the_dataset_folder_unchanged(image_folder):
+    root = image_folder(
+        classes=("cats", "dogs"), train=8, validation=3, modes=("RGB", "RGBA", "L", "P"), suffixes=(".png", ".jpg")
+    )
+    (root / "train" / "cats" / "notes.txt").write_text("ignored, and kept")
+    before = snapshot(root)
+    listing_before = hashlib.sha256("\n".join(before).encode()).hexdigest()
+    assert sum(1 for is_dir, *_ in before.values() if not is_dir) == 23
+
+    history = train.train(tiny_config(root, augmentation=AUGMENTATION, train_images=12))
+
+    assert len(history) == 2
+    after = snapshot(root)
+    assert hashlib.sha256("\n".join(after).encode()).hexdigest() == listing_before  # nothing added or removed
+    assert after == before  # every byte, size and modification time, folders included
