@@ -270,24 +270,22 @@ def _num(value: float) -> str:
 
 def image_data_generator_code(aug: Augmentation) -> str:
     """The course's `ImageDataGenerator(...)` call for these settings, ready to copy."""
-    args = [f"rescale=1./{round(1 / aug.rescale):g}" if _is_inverse_int(aug.rescale) else f"rescale={aug.rescale:g}"]
+    args: list[tuple[str, str]] = [(f"rescale={_rescale_text(aug.rescale, course=True)}", "")]
     for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range"):
         if getattr(aug, name):
-            args.append(f"{name}={_num(getattr(aug, name))}")
+            args.append((f"{name}={_num(getattr(aug, name))}", "degrees" if name == "shear_range" else ""))
     for name in ("horizontal_flip", "vertical_flip"):
         if getattr(aug, name):
-            args.append(f"{name}=True")
+            args.append((f"{name}=True", ""))
     if aug.brightness_range:
         low, high = 1 - aug.brightness_range, 1 + aug.brightness_range
-        args.append(f"brightness_range=[{_num(low)}, {_num(high)}]  # multiplies; the lab adds a shift")
+        args.append((f"brightness_range=[{_num(low)}, {_num(high)}]", "multiplies; the lab adds a shift"))
     if aug.enabled:
-        args.append(f"fill_mode='{aug.fill_mode}'")
+        args.append((f"fill_mode='{aug.fill_mode}'", ""))
         if aug.fill_mode == "constant":
-            args.append(f"cval={_num(aug.cval)}")
+            args.append((f"cval={_num(aug.cval)}", ""))
     lines = ["from tensorflow.keras.preprocessing.image import ImageDataGenerator", ""]
-    lines.append("train_datagen = ImageDataGenerator(")
-    lines += [f"    {a}," for a in args]
-    lines.append(")")
+    lines += ["train_datagen = ImageDataGenerator(", *_argument_lines(args), ")"]
     if aug.contrast_range:
         lines.append("# contrast has no ImageDataGenerator knob: see the Keras layers version")
     return "\n".join(lines)
@@ -296,30 +294,47 @@ def image_data_generator_code(aug: Augmentation) -> str:
 def keras_layers_code(aug: Augmentation) -> str:
     """The same settings as Keras 3 preprocessing layers, ready to copy."""
     fill = f'fill_mode="{aug.fill_mode}"' + (f", fill_value={_num(aug.cval)}" if aug.fill_mode == "constant" else "")
-    layers = []
+    layers: list[tuple[str, str]] = []
     flips = [m for m, on in (("horizontal", aug.horizontal_flip), ("vertical", aug.vertical_flip)) if on]
     if flips:
-        layers.append(f'keras.layers.RandomFlip("{"_and_".join(flips)}")')
+        layers.append((f'keras.layers.RandomFlip("{"_and_".join(flips)}")', ""))
     if aug.rotation_range:
-        layers.append(
-            f"keras.layers.RandomRotation({_num(round(aug.rotation_range / 360, 4))}, {fill})  # ±{_num(aug.rotation_range)}°"
-        )
+        factor = _num(round(aug.rotation_range / 360, 4))
+        layers.append((f"keras.layers.RandomRotation({factor}, {fill})", f"±{_num(aug.rotation_range)}°"))
     if aug.width_shift_range or aug.height_shift_range:
-        layers.append(
-            f"keras.layers.RandomTranslation({_num(aug.height_shift_range)}, {_num(aug.width_shift_range)}, {fill})"
-        )
+        height, width = _num(aug.height_shift_range), _num(aug.width_shift_range)
+        layers.append((f"keras.layers.RandomTranslation({height}, {width}, {fill})", ""))
     if aug.shear_range:
-        factor = round(math.tan(math.radians(aug.shear_range)), 4)
-        layers.append(f"keras.layers.RandomShear(x_factor={_num(factor)}, {fill})  # tan({_num(aug.shear_range)}°)")
+        factor = _num(round(math.tan(math.radians(aug.shear_range)), 4))
+        layers.append((f"keras.layers.RandomShear(x_factor={factor}, {fill})", f"tan({_num(aug.shear_range)}°)"))
     if aug.zoom_range:
-        layers.append(f"keras.layers.RandomZoom({_num(aug.zoom_range)}, {_num(aug.zoom_range)}, {fill})")
+        layers.append((f"keras.layers.RandomZoom({_num(aug.zoom_range)}, {_num(aug.zoom_range)}, {fill})", ""))
     if aug.brightness_range:
-        layers.append(f"keras.layers.RandomBrightness({_num(aug.brightness_range)}, value_range=(0, 255))")
+        layers.append((f"keras.layers.RandomBrightness({_num(aug.brightness_range)}, value_range=(0, 255))", ""))
     if aug.contrast_range:
-        layers.append(f"keras.layers.RandomContrast({_num(aug.contrast_range)})")
-    layers.append(f"keras.layers.Rescaling({_num(aug.rescale)})")
-    body = "\n".join(f"    {layer}," for layer in layers)
+        # A single number would draw the factor from [1, 1 + c] only: give the range both ways.
+        c = _num(aug.contrast_range)
+        layers.append(
+            (
+                f"keras.layers.RandomContrast(({c}, {c}))",
+                f"factor in [{_num(1 - aug.contrast_range)}, {_num(1 + aug.contrast_range)}]",
+            )
+        )
+    layers.append((f"keras.layers.Rescaling({_rescale_text(aug.rescale)})", ""))
+    body = "\n".join(_argument_lines(layers))
     return f"import keras\n\naugmentation = keras.Sequential([\n{body}\n])"
+
+
+def _argument_lines(items: list[tuple[str, str]]) -> list[str]:
+    """One indented line per item, its comma before its comment so the code stays valid."""
+    return [f"    {code}," + (f"  # {comment}" if comment else "") for code, comment in items]
+
+
+def _rescale_text(rescale: float, course: bool = False) -> str:
+    """`1 / 255` rather than 0.00392157; spelled `1./255` as the course writes it."""
+    if not _is_inverse_int(rescale):
+        return _num(rescale)
+    return f"1./{round(1 / rescale)}" if course else f"1 / {round(1 / rescale)}"
 
 
 def shear_note(aug: Augmentation) -> str:

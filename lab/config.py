@@ -317,7 +317,9 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(value)  # a TOML basic string is a JSON string
+    # A TOML basic string is a JSON string, except that TOML wants characters outside the
+    # Basic Multilingual Plane as themselves (not surrogate pairs) and DEL escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def load_config_file(path: str | Path) -> RunConfig:

@@ -461,17 +461,9 @@ CODE_CASES = {
     "contrast": Augmentation(rotation_range=10, contrast_range=0.2),
     "brightness": Augmentation(zoom_range=0.1, brightness_range=0.2),
 }
-BRIGHTNESS_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=SyntaxError,
-    reason="BUG lab/augment.py image_data_generator_code: the brightness_range comment is followed by the "
-    "argument's comma ('...  # multiplies; the lab adds a shift,'), so the snippet does not parse",
-)
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=BRIGHTNESS_BUG) if n == "brightness" else n for n in sorted(CODE_CASES)]
-)
+@pytest.mark.parametrize("name", sorted(CODE_CASES))
 def test_image_data_generator_code_runs_and_sets_the_same_knobs(name):
     aug = CODE_CASES[name]
     namespace: dict = {}
@@ -509,20 +501,11 @@ LAYER_CASES = {
         + ["RandomBrightness", "RandomContrast", "Rescaling"],
     ),
 }
-COMMENT_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=SyntaxError,
-    reason="BUG lab/augment.py keras_layers_code: the RandomRotation/RandomShear lines end in a comment "
-    "('# ±40°') and the list's comma lands inside it, so the snippet does not parse",
-)
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=COMMENT_BUG) if n in ("rotation", "shear", "everything") else n
-        for n in sorted(LAYER_CASES)
-    ],
+    [n for n in sorted(LAYER_CASES)],
 )
 def test_keras_layers_code_runs_and_builds_the_expected_layers(name):
     import keras
@@ -544,11 +527,6 @@ def test_keras_layers_code_runs_and_builds_the_expected_layers(name):
     assert tuple(out.shape) == (2, 24, 24, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15's RandomContrast(c) draws its factor from [1, 1 + c] (lower bound 0 for a single "
-    "number), so the snippet never lowers contrast; the lab draws [1 - c, 1 + c]: emit RandomContrast((c, c))",
-)
 def test_keras_layers_code_contrast_draws_the_labs_range():
     namespace: dict = {}
     exec(keras_layers_code(Augmentation(contrast_range=0.3)), namespace)

@@ -191,11 +191,6 @@ def test_json_round_trip_equals_the_original(name):
     assert again.key() == config.key()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG lab/config.py _toml_value: json.dumps escapes non-BMP characters as surrogate pairs "
-    "(\\ud83d\\udcf7), which TOML rejects; use json.dumps(value, ensure_ascii=False)",
-)
 def test_toml_round_trip_keeps_a_folder_name_with_an_emoji():
     config = RunConfig(dataset="folder", data_dir="/home/me/📷 photos")
     assert RunConfig.from_toml(config.to_toml()) == config
