@@ -183,7 +183,9 @@ def config_from_link() -> RunConfig:
     if not settings:
         return base
     try:
-        return RunConfig.from_query({**base.to_query(), **settings})
+        # The link holds every difference from the defaults (see sync_link): the preset
+        # only names the lesson.
+        return RunConfig.from_query(settings)
     except ConfigError as exc:
         st.session_state.link_error = f"The link's settings could not be used ({exc}); showing the preset instead."
         return base
@@ -202,7 +204,9 @@ def shown(section: str) -> bool:
 
 def sync_link(config: RunConfig | None) -> None:
     """Keep the whole setup in the address bar, so copying it shares it."""
-    query = dict(config.to_query()) if config is not None else {}
+    query = {"preset": st.session_state.preset}
+    if config is not None:
+        query.update({"dataset": config.dataset, **config.to_query()})
     if st.session_state.active:
         query["runs"] = ",".join(st.session_state.active)
     if st.session_state.hidden:
