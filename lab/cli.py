@@ -97,17 +97,53 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def resolve_config(preset_name: str, data: str | None, overrides: list[str]) -> tuple[str, RunConfig]:
+    """The preset with --data and --set applied, its dataset checked (and downloaded on first use).
+
+    `--data` is a folder, read in place, or a .zip, unpacked with every check into the lab's
+    data folder (once per content: the same zip again reuses it). What was skipped or
+    converted is said on stderr.
+    """
     preset = load_preset(preset_name)
     config = preset.config
+    unpacked = False
     if data:
-        path = Path(data).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"--data {data}: no such folder")
         dataset = "folder" if config.dataset == "builtin" else config.dataset
-        config = config.replace(dataset=dataset, data_dir=str(path.resolve()))
+        path, unpacked = _data_folder(data, config)
+        config = config.replace(dataset=dataset, data_dir=str(path))
     if overrides:
         config = config.with_overrides(parse_overrides(overrides))
+    _prepare_dataset(config, quiet=unpacked)
     return preset.name, config
+
+
+def _data_folder(data: str, config: RunConfig) -> tuple[Path, bool]:
+    """The folder to read, and whether it was unpacked from a zip (whose report is already printed)."""
+    import zipfile
+
+    path = Path(data).expanduser()
+    if path.is_dir():
+        return path.resolve(), False
+    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+        from lab.ingest import ingest_zip
+
+        report = ingest_zip(path, validation_split=config.validation_split, seed=config.seed)
+        print(f"data: {report.summary()} Unpacked at {report.data_dir}", file=sys.stderr)
+        return report.data_dir, True
+    raise ConfigError(f"--data {data}: no such folder or .zip file")
+
+
+def _prepare_dataset(config: RunConfig, quiet: bool) -> None:
+    """Download a course dataset on first use; say what a folder's listing skipped or converted."""
+    from lab import datasets
+    from lab.download import ensure_dataset, is_downloadable
+
+    if config.dataset == "builtin":
+        return
+    if not config.data_dir and is_downloadable(config.dataset):
+        ensure_dataset(config.dataset)
+    listing = datasets.list_dataset(config)
+    if not quiet and (listing.left_out() or listing.converted):
+        print(f"data: {listing.summary()}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

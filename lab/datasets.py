@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,8 @@ import numpy as np
 
 from lab import builtin
 from lab.config import RunConfig
+from lab.images import IMAGE_EXTENSIONS, check_image, load_rgb
 
-# The formats keras.utils.image_dataset_from_directory reads; tf.io.decode_image decodes them.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Decoded images are cached in memory while they fit in this budget; past it they are
 # decoded again every epoch instead of swapping the machine to death.
 DEFAULT_CACHE_MB = 1024
@@ -117,14 +117,26 @@ def get_info(name: str) -> DatasetInfo:
 
 
 # -- listing a folder --------------------------------------------------------------
+@dataclass(frozen=True)
+class FileNote:
+    """One file (relative to the dataset folder) and what the lab did with it, and why."""
+
+    path: str
+    reason: str
+
+
 @dataclass
 class Listing:
-    """The files of a dataset on disk, split and labelled, and what was left out."""
+    """The files of a dataset on disk, split and labelled, and what was left out or converted."""
 
     root: Path
     class_names: tuple[str, ...]
     files: dict[str, list[tuple[str, int]]]  # split -> [(path, label)]
-    ignored: list[str] = field(default_factory=list)  # files that are not images, by name
+    ignored: list[str] = field(default_factory=list)  # files that are not images, relative to root
+    skipped: list[FileNote] = field(default_factory=list)  # damaged, too small, too large: never decoded
+    converted: list[FileNote] = field(default_factory=list)  # used, turned into 8-bit RGB on the way
+    with_pillow: frozenset[str] = frozenset()  # paths TensorFlow cannot decode right: Pillow decodes them
+    split_by_fraction: bool = False  # no train/ + validation/ folders: split by validation_split
 
     def sizes(self) -> dict[str, dict[str, int]]:
         sizes = {}
@@ -134,6 +146,28 @@ class Listing:
                 counts[self.class_names[label]] += 1
             sizes[split] = counts
         return sizes
+
+    def left_out(self) -> list[FileNote]:
+        """Every file not used, with the reason: non-images first, then refused images."""
+        return [FileNote(path, "not an image") for path in self.ignored] + list(self.skipped)
+
+    def summary(self) -> str:
+        """One line for people: what was used, what was skipped and converted, and why."""
+        used = sum(len(items) for items in self.files.values())
+        parts = [f"{used} images in {len(self.class_names)} classes ({', '.join(self.class_names)})"]
+        left_out = self.left_out()
+        if left_out:
+            parts.append(f"{len(left_out)} files skipped ({tally_notes(left_out)}); nothing was changed on disk")
+        if self.converted:
+            parts.append(f"{len(self.converted)} converted while decoding ({tally_notes(self.converted)})")
+        return "; ".join(parts)
+
+
+def tally_notes(notes: list[FileNote]) -> str:
+    """ "3 not an image, 1 damaged or truncated": notes counted by reason."""
+    # Group by the reason's first words: "damaged or truncated (...)" details differ per file.
+    counts = Counter(note.reason.split(" (")[0] for note in notes)
+    return ", ".join(f"{count} {reason}" for reason, count in counts.most_common())
 
 
 def resolve_folder(config: RunConfig) -> Path:
@@ -146,16 +180,28 @@ def resolve_folder(config: RunConfig) -> Path:
     else:
         raise DatasetError("the 'folder' dataset needs a folder: pass --data PATH (or set data_dir)")
     if not path.is_dir():
-        hint = f" Download {info.source} and unzip it there, or point --data at a copy." if info.folder_name else ""
+        hint = ""
+        if info.folder_name and not config.data_dir:
+            from lab.download import manual_steps
+
+            hint = f" {manual_steps(info.name, path.parent)}"
         raise DatasetError(f"{info.title}: no folder at {path}.{hint}")
     return path
+
+
+def list_dataset(config: RunConfig) -> Listing:
+    """The configured folder's listing: what is used, skipped and converted (not for the builtin dataset)."""
+    info = get_info(config.dataset)
+    if config.dataset == "builtin":
+        raise DatasetError("the builtin dataset is drawn in code: it has no files to list")
+    return list_folder(resolve_folder(config), info, config.validation_split, config.seed)
 
 
 def list_folder(path: Path, info: DatasetInfo, validation_split: float, seed: int) -> Listing:
     """List a `train/<class>/ + validation/<class>/` folder, or split `<class>/` folders."""
     train_dir = _first_existing(path, info.train_dirs)
     validation_dir = _first_existing(path, info.validation_dirs)
-    ignored: list[str] = []
+    found = _Found()
     if train_dir and validation_dir:
         class_names = _class_folders(train_dir)
         validation_classes = _class_folders(validation_dir)
@@ -165,15 +211,34 @@ def list_folder(path: Path, info: DatasetInfo, validation_split: float, seed: in
                 f"{list(validation_classes)} differ; both splits need the same class folders"
             )
         files = {
-            "train": _list_images(train_dir, class_names, ignored),
-            "validation": _list_images(validation_dir, class_names, ignored),
+            "train": _list_images(train_dir, class_names, found, path),
+            "validation": _list_images(validation_dir, class_names, found, path),
         }
     else:
         class_names = _class_folders(path)
-        files = _split(_list_images(path, class_names, ignored), len(class_names), validation_split, seed)
-    listing = Listing(root=path, class_names=class_names, files=files, ignored=ignored)
-    _check_usable(listing)
-    return listing
+        files = _split(_list_images(path, class_names, found, path), len(class_names), validation_split, seed)
+    result = Listing(
+        root=path,
+        class_names=class_names,
+        files=files,
+        ignored=found.ignored,
+        skipped=found.skipped,
+        converted=found.converted,
+        with_pillow=frozenset(found.with_pillow),
+        split_by_fraction=not (train_dir and validation_dir),
+    )
+    _check_usable(result)
+    return result
+
+
+@dataclass
+class _Found:
+    """What listing met besides usable images; filled in while listing."""
+
+    ignored: list[str] = field(default_factory=list)
+    skipped: list[FileNote] = field(default_factory=list)
+    converted: list[FileNote] = field(default_factory=list)
+    with_pillow: set[str] = field(default_factory=set)
 
 
 def _first_existing(path: Path, names: tuple[str, ...]) -> Path | None:
@@ -195,16 +260,26 @@ def _class_folders(path: Path) -> tuple[str, ...]:
     return names
 
 
-def _list_images(path: Path, class_names: tuple[str, ...], ignored: list[str]) -> list[tuple[str, int]]:
+def _list_images(path: Path, class_names: tuple[str, ...], found: _Found, root: Path) -> list[tuple[str, int]]:
+    """The usable images of each class folder; every other file is recorded in `found` with its reason
+    (named relative to the dataset's `root`)."""
     items = []
     for label, name in enumerate(class_names):
         for file in sorted((path / name).rglob("*")):
             if not file.is_file() or file.name.startswith("."):
                 continue
-            if file.suffix.lower() in IMAGE_EXTENSIONS:
-                items.append((str(file), label))
+            relative = str(file.relative_to(root))
+            verdict = check_image(file)
+            if not verdict.is_image:
+                found.ignored.append(relative)
+            elif not verdict.usable:
+                found.skipped.append(FileNote(relative, verdict.reason))
             else:
-                ignored.append(str(file.relative_to(path)))
+                items.append((str(file), label))
+                if verdict.reason:
+                    found.converted.append(FileNote(relative, verdict.reason))
+                if verdict.with_pillow:
+                    found.with_pillow.add(str(file))
     return items
 
 
@@ -225,10 +300,17 @@ def _check_usable(listing: Listing) -> None:
     for split, items in listing.files.items():
         counts = listing.sizes()[split]
         empty = [name for name, count in counts.items() if count == 0]
+        left_out = listing.left_out()
+        skipped = f"; {len(left_out)} files skipped ({tally_notes(left_out)})" if left_out else ""
         if not items:
-            raise DatasetError(f"{listing.root}: no images found for {split} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            raise DatasetError(
+                f"{listing.root}: no images found for {split} (looked for {', '.join(IMAGE_EXTENSIONS)} "
+                f"and any other format Pillow reads){skipped}"
+            )
         if empty:
-            raise DatasetError(f"{listing.root}: class folder(s) {', '.join(empty)} have no {split} images")
+            raise DatasetError(
+                f"{listing.root}: class folder(s) {', '.join(empty)} have no usable {split} images{skipped}"
+            )
 
 
 # -- describing --------------------------------------------------------------------
@@ -237,14 +319,14 @@ def describe(config: RunConfig) -> DatasetInfo:
     info = get_info(config.dataset)
     if config.dataset == "builtin":
         return info
-    listing = list_folder(resolve_folder(config), info, config.validation_split, config.seed)
+    found = list_dataset(config)
     return DatasetInfo(
         name=info.name,
         title=info.title,
         description=info.description,
-        class_names=listing.class_names,
-        split_sizes=listing.sizes(),
-        source=str(listing.root),
+        class_names=found.class_names,
+        split_sizes=found.sizes(),
+        source=str(found.root),
         train_dirs=info.train_dirs,
         validation_dirs=info.validation_dirs,
         folder_name=info.folder_name,
@@ -282,21 +364,20 @@ def load(config: RunConfig) -> Data:
         validation = tf.data.Dataset.from_tensor_slices((val_x, val_y))
         return Data(train, validation, builtin.CLASS_NAMES, len(train_y), len(val_y), size)
 
-    info = get_info(config.dataset)
-    listing = list_folder(resolve_folder(config), info, config.validation_split, config.seed)
-    train_files = _subset_files(listing.files["train"], config.train_images, config.seed)
+    found = list_dataset(config)
+    train_files = _subset_files(found.files["train"], config.train_images, config.seed)
     budget = _cache_budget_bytes()
     per_image = size * size * 3
     cache_train = len(train_files) * per_image <= budget
-    cache_validation = (len(train_files) + len(listing.files["validation"])) * per_image <= budget
+    cache_validation = (len(train_files) + len(found.files["validation"])) * per_image <= budget
     return Data(
-        train=_decode_files(train_files, size, cache_train),
-        validation=_decode_files(listing.files["validation"], size, cache_validation),
-        class_names=listing.class_names,
+        train=_decode_files(train_files, size, cache_train, found.with_pillow),
+        validation=_decode_files(found.files["validation"], size, cache_validation, found.with_pillow),
+        class_names=found.class_names,
         train_count=len(train_files),
-        validation_count=len(listing.files["validation"]),
+        validation_count=len(found.files["validation"]),
         image_size=size,
-        ignored=listing.ignored,
+        ignored=found.ignored,
     )
 
 
@@ -304,24 +385,37 @@ def _cache_budget_bytes() -> int:
     return int(float(os.environ.get("LAB_CACHE_MB", DEFAULT_CACHE_MB)) * 1024 * 1024)
 
 
-def _decode_files(items: list[tuple[str, int]], size: int, cache: bool):
+def _decode_files(items: list[tuple[str, int]], size: int, cache: bool, with_pillow: frozenset[str] = frozenset()):
     import tensorflow as tf
 
     paths = tf.constant([p for p, _ in items])
     labels = tf.constant([label for _, label in items], dtype=tf.int32)
+    pillow = tf.constant([p in with_pillow for p, _ in items], dtype=tf.bool)
 
-    def decode(path, label):
-        data = tf.io.read_file(path)
-        # channels=3 turns grayscale, palette and RGBA (alpha dropped) into RGB.
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    def decode_with_tensorflow(path):
+        # channels=3 turns grayscale, palette and RGBA (alpha dropped) into RGB, 16 bits into 8.
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+    def decode_with_pillow(path):
+        image = tf.numpy_function(lambda p: load_rgb(p.decode()), [path], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, (None, None, 3))
+
+    def decode(path, label, by_pillow):
+        if with_pillow:
+            image = tf.cond(by_pillow, lambda: decode_with_pillow(path), lambda: decode_with_tensorflow(path))
+        else:
+            image = decode_with_tensorflow(path)
         image = tf.image.resize(image, (size, size), antialias=True)
         # Keep uint8 until the model needs floats: a quarter of the memory in the cache.
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         image.set_shape((size, size, 3))
         return image, label
 
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, pillow))
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Listing already refused every file that fails to decode; should one change on disk
+    # after that, it is dropped (with a logged warning) rather than ending the run.
+    dataset = dataset.ignore_errors(log_warning=True)
     return dataset.cache() if cache else dataset
 
 
@@ -407,15 +501,11 @@ def sample_images(config: RunConfig, per_class: int = 4, split: str = "train") -
         return {name: images[labels == i][:per_class] for i, name in enumerate(builtin.CLASS_NAMES)}
     from PIL import Image
 
-    info = get_info(config.dataset)
-    listing = list_folder(resolve_folder(config), info, config.validation_split, config.seed)
+    found = list_dataset(config)
     samples: dict[str, np.ndarray] = {}
-    for i, name in enumerate(listing.class_names):
-        paths = [p for p, label in listing.files[split] if label == i][:per_class]
-        images = []
-        for path in paths:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB").resize((config.image_size, config.image_size), Image.Resampling.BILINEAR)
-                images.append(np.asarray(rgb))
+    size = (config.image_size, config.image_size)
+    for i, name in enumerate(found.class_names):
+        paths = [p for p, label in found.files[split] if label == i][:per_class]
+        images = [np.asarray(Image.fromarray(load_rgb(path)).resize(size, Image.Resampling.BILINEAR)) for path in paths]
         samples[name] = np.stack(images)
     return samples

@@ -1,0 +1,241 @@
+"""Unpacking a zip archive safely: every entry is checked before anything is written.
+
+Refused, before a single byte is written: entries that would land outside the target
+folder (`../`, absolute paths, drive letters), links and other special files, encrypted
+entries, more entries than `ZipLimits.max_files`, and archives that would expand past
+`ZipLimits.max_unpacked_bytes` or more than `ZipLimits.max_ratio` times their own size
+(zip bombs). While unpacking, the bytes written are counted against the sizes the
+archive declares, and a CRC mismatch, a truncated stream or a short archive is reported
+as damage. macOS and Windows clutter (`__MACOSX/`, `._*`, `.DS_Store`, `Thumbs.db`) is
+left out.
+
+The caller unpacks into a fresh temporary folder and removes it when anything fails, so
+a refused or damaged archive leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from lab.datasets import DatasetError, FileNote
+
+_MB = 1024 * 1024
+_CHUNK = 1024 * 1024
+# Below this many unpacked bytes the ratio is not checked: a few flat test images or
+# icons compress a hundredfold and are no threat.
+_RATIO_FLOOR = 16 * _MB
+_CLUTTER_FOLDERS = ("__MACOSX",)
+_CLUTTER_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+class ArchiveError(DatasetError):
+    """The archive is refused or damaged; the message says which and that nothing was kept."""
+
+    def __init__(self, message: str, damaged: bool = False) -> None:
+        super().__init__(message)
+        # Damaged (truncated, bad CRC) as opposed to refused: a download may be retried.
+        self.damaged = damaged
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """How big an upload may be and how far it may expand. Each moves with an environment variable."""
+
+    max_upload_bytes: int = 200 * _MB  # LAB_MAX_UPLOAD_MB
+    max_unpacked_bytes: int = 2048 * _MB  # LAB_MAX_UNPACKED_MB
+    max_ratio: float = 100.0  # LAB_MAX_ZIP_RATIO: unpacked size over archive size
+    max_files: int = 100_000  # LAB_MAX_ZIP_FILES
+
+    @classmethod
+    def from_env(cls) -> ZipLimits:
+        default = cls()
+        return cls(
+            max_upload_bytes=_env_mb("LAB_MAX_UPLOAD_MB", default.max_upload_bytes),
+            max_unpacked_bytes=_env_mb("LAB_MAX_UNPACKED_MB", default.max_unpacked_bytes),
+            max_ratio=float(os.environ.get("LAB_MAX_ZIP_RATIO", default.max_ratio)),
+            max_files=int(os.environ.get("LAB_MAX_ZIP_FILES", default.max_files)),
+        )
+
+
+def _env_mb(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value is None else int(float(value) * _MB)
+
+
+def megabytes(count: int) -> str:
+    return f"{count / _MB:,.1f} MB"
+
+
+def unpack_zip(
+    source: str | Path | BinaryIO, target: Path, limits: ZipLimits, name: str = "the archive"
+) -> list[FileNote]:
+    """Check every entry of the zip `source`, then unpack it into the new folder `target`.
+
+    Returns the entries left out on purpose (clutter). Raises ArchiveError, having written
+    nothing when the archive is refused; a damaged one may have written part of `target`,
+    which the caller removes.
+    """
+    try:
+        with zipfile.ZipFile(source) as archive:
+            plan, left_out = _plan(archive, _archive_size(source), limits, name)
+            target.mkdir(parents=True, exist_ok=False)
+            _write(archive, plan, target, limits, name)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(
+            f"{name} is not a zip archive, or it is damaged or incomplete ({exc})", damaged=True
+        ) from exc
+    return left_out
+
+
+def _archive_size(source: str | Path | BinaryIO) -> int:
+    if isinstance(source, str | Path):
+        return Path(source).stat().st_size
+    position = source.tell()
+    size = source.seek(0, os.SEEK_END)
+    source.seek(position)
+    return size
+
+
+def _plan(
+    archive: zipfile.ZipFile, archive_size: int, limits: ZipLimits, name: str
+) -> tuple[list[tuple[zipfile.ZipInfo, PurePosixPath]], list[FileNote]]:
+    """The entries to write with their safe relative paths, and the clutter left out."""
+    entries = archive.infolist()
+    if len(entries) > limits.max_files:
+        raise ArchiveError(f"{name} was refused: {len(entries):,} entries, more than the limit of {limits.max_files:,}")
+    plan, left_out, seen = [], [], set()
+    for info in entries:
+        path = _safe_path(info, name)
+        if _is_clutter(path):
+            left_out.append(FileNote(info.filename, "system clutter (macOS or Windows), not unpacked"))
+            continue
+        _refuse_special(info, name)
+        key = str(path)
+        if key in seen and not info.is_dir():
+            raise ArchiveError(f"{name} was refused: the entry '{info.filename}' appears twice")
+        seen.add(key)
+        plan.append((info, path))
+    _refuse_bomb(plan, archive_size, limits, name)
+    return plan, left_out
+
+
+def _safe_path(info: zipfile.ZipInfo, name: str) -> PurePosixPath:
+    # Some Windows tools write backslashes; treat them as separators so `..\\` is caught too.
+    raw = info.filename.replace("\\", "/")
+    if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
+        raise ArchiveError(
+            f"{name} was refused: the entry '{info.filename}' has an absolute path and would be written outside "
+            "the dataset folder. Nothing was unpacked."
+        )
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ArchiveError(
+            f"{name} was refused: the entry '{info.filename}' climbs out with '..' and would be written outside "
+            "the dataset folder. Nothing was unpacked."
+        )
+    if not parts:
+        raise ArchiveError(f"{name} was refused: an entry has an empty name. Nothing was unpacked.")
+    return PurePosixPath(*parts)
+
+
+def _is_clutter(path: PurePosixPath) -> bool:
+    return (
+        any(part in _CLUTTER_FOLDERS for part in path.parts)
+        or path.name in _CLUTTER_FILES
+        or path.name.startswith("._")
+    )
+
+
+def _refuse_special(info: zipfile.ZipInfo, name: str) -> None:
+    mode = info.external_attr >> 16
+    if mode and stat.S_ISLNK(mode):
+        raise ArchiveError(
+            f"{name} was refused: the entry '{info.filename}' is a symbolic link, which could point anywhere on "
+            "this computer. Nothing was unpacked."
+        )
+    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and stat.S_IFMT(mode):
+        raise ArchiveError(
+            f"{name} was refused: the entry '{info.filename}' is not a plain file. Nothing was unpacked."
+        )
+    if info.flag_bits & 0x1:
+        raise ArchiveError(
+            f"{name} was refused: the entry '{info.filename}' is password-protected. Nothing was unpacked."
+        )
+
+
+def _refuse_bomb(plan: list[tuple[zipfile.ZipInfo, PurePosixPath]], archive_size: int, limits: ZipLimits, name: str):
+    total = sum(info.file_size for info, _ in plan)
+    if total > limits.max_unpacked_bytes:
+        raise ArchiveError(
+            f"{name} was refused: it would unpack to {megabytes(total)}, more than the limit of "
+            f"{megabytes(limits.max_unpacked_bytes)} (LAB_MAX_UNPACKED_MB). Nothing was unpacked."
+        )
+    ratio = total / max(archive_size, 1)
+    if total > _RATIO_FLOOR and ratio > limits.max_ratio:
+        raise ArchiveError(
+            f"{name} was refused: it would expand {ratio:,.0f} times, from {megabytes(archive_size)} to "
+            f"{megabytes(total)}, like a zip bomb (the limit is {limits.max_ratio:g} times, LAB_MAX_ZIP_RATIO). "
+            "Nothing was unpacked."
+        )
+
+
+def _write(archive: zipfile.ZipFile, plan, target: Path, limits: ZipLimits, name: str) -> None:
+    budget = limits.max_unpacked_bytes
+    root = target.resolve()
+    for info, path in plan:
+        destination = target.joinpath(*path.parts)
+        # _safe_path already refused '..' and absolute names; this guards against anything missed.
+        if not destination.resolve().is_relative_to(root):
+            raise ArchiveError(f"{name} was refused: '{info.filename}' would be written outside the target")
+        if info.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        budget -= _copy_entry(archive, info, destination, budget, name)
+
+
+def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, budget: int, name: str) -> int:
+    """Copy one entry, counting bytes: a header that lies about the size cannot overfill the disk."""
+    written = 0
+    try:
+        with archive.open(info) as source, open(destination, "xb") as out:
+            while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                if written > info.file_size or written > budget:
+                    raise ArchiveError(
+                        f"{name} was refused: '{info.filename}' expands beyond the size the archive declares. "
+                        "Nothing was kept."
+                    )
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ArchiveError(
+            f"{name} is damaged: '{info.filename}' does not unpack ({exc}). Nothing was kept.", damaged=True
+        ) from exc
+    except NotImplementedError as exc:
+        raise ArchiveError(f"{name}: '{info.filename}' uses a compression this lab cannot read ({exc})") from exc
+    return written
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a temporary folder and everything in it; missing is fine."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def dataset_root(folder: Path) -> Path:
+    """Step into a lone wrapping folder (`my_photos/cats/...` -> `my_photos`), as zipping a folder makes."""
+    while True:
+        children = [child for child in folder.iterdir() if not child.name.startswith(".")]
+        folders = [child for child in children if child.is_dir()]
+        lone_wrapper = len(children) == 1 and len(folders) == 1
+        # A lone folder of images is a single class, not a wrapper: stay, so the error says "one class".
+        if not (lone_wrapper and any(grandchild.is_dir() for grandchild in folders[0].iterdir())):
+            return folder
+        folder = folders[0]

@@ -1,0 +1,241 @@
+"""Your own images: a zip (uploaded in the page, or a path on the command line) becomes a dataset.
+
+The zip holds class folders, with or without `train/` and `validation/` (without, a seeded
+fraction is held out for validation), possibly inside one wrapping folder. It is unpacked
+only inside the lab's own data folder, at `<data root>/uploads/<content hash>/dataset/`:
+
+1. the upload's size is checked against the limit (LAB_MAX_UPLOAD_MB, 200 MB);
+2. its SHA-256 names the folder, so the same zip uploaded again is recognised: nothing is
+   unpacked twice, and the same folder means the same `RunConfig` key, so cached runs are reused;
+3. every entry is checked before anything is written (`lab.archives`), then the zip is
+   unpacked into a temporary folder beside the final one;
+4. the images are listed and checked as for any folder (`lab.datasets.list_folder`): one
+   class, an empty class or no usable images refuse the upload;
+5. only then is the temporary folder renamed into place, in one step. Whatever fails, the
+   temporary folder is removed: nothing half-unpacked is ever left or found later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lab.archives import ArchiveError, ZipLimits, dataset_root, megabytes, remove_tree, unpack_zip
+from lab.datasets import DatasetError, FileNote, Listing, default_data_root, get_info, list_folder, tally_notes
+
+UPLOADS = "uploads"
+DATASET = "dataset"
+_META = "upload.json"
+_HASH_CHARS = 16
+# A temporary folder older than this was left by a process that died mid-unpack.
+_STALE_SECONDS = 3600
+
+
+class IngestError(DatasetError):
+    """An upload was refused; the message says what was wrong and that nothing was kept."""
+
+
+@dataclass
+class IngestReport:
+    """What became of an uploaded zip: where the dataset is, what it holds, what was left out."""
+
+    filename: str
+    content_hash: str  # SHA-256 of the zip's bytes
+    data_dir: Path  # RunConfig.data_dir
+    reused: bool  # the same zip was unpacked before: nothing was unpacked again
+    class_names: tuple[str, ...]
+    split_sizes: dict[str, dict[str, int]]  # {"train": {"cats": 40, ...}, "validation": {...}}
+    split_by_fraction: bool  # no train/ + validation/ folders: validation_split held out
+    skipped: list[FileNote]  # files not used, each with its reason (paths inside the zip's dataset folder)
+    converted: list[FileNote]  # images used after conversion to 8-bit RGB, each with what was done
+    dataset: str = "folder"  # RunConfig.dataset
+
+    def config_changes(self) -> dict[str, str]:
+        """The RunConfig fields that select this dataset: `config.replace(**report.config_changes())`."""
+        return {"dataset": self.dataset, "data_dir": str(self.data_dir)}
+
+    @property
+    def image_count(self) -> int:
+        return sum(sum(counts.values()) for counts in self.split_sizes.values())
+
+    def summary(self) -> str:
+        """A few sentences for people: what was found, what was skipped or converted, and why."""
+        sizes = ", ".join(f"{split} {sum(counts.values())}" for split, counts in self.split_sizes.items())
+        how = " (split by a seeded fraction: the zip has no train/ and validation/ folders)" * self.split_by_fraction
+        text = [
+            f"{self.filename}: {self.image_count} images in {len(self.class_names)} classes "
+            f"({', '.join(self.class_names)}): {sizes}{how}."
+        ]
+        if self.reused:
+            text.append("The same zip was uploaded before: its folder is reused and nothing was unpacked again.")
+        if self.skipped:
+            text.append(f"{len(self.skipped)} files skipped: {tally_notes(self.skipped)}.")
+        if self.converted:
+            text.append(f"{len(self.converted)} images converted while decoding: {tally_notes(self.converted)}.")
+        return " ".join(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "content_hash": self.content_hash,
+            "data_dir": str(self.data_dir),
+            "dataset": self.dataset,
+            "reused": self.reused,
+            "class_names": list(self.class_names),
+            "split_sizes": self.split_sizes,
+            "split_by_fraction": self.split_by_fraction,
+            "skipped": [[note.path, note.reason] for note in self.skipped],
+            "converted": [[note.path, note.reason] for note in self.converted],
+        }
+
+
+# -- settings -----------------------------------------------------------------------------------
+def folder_reading_allowed(secrets: Mapping[str, Any] | None = None) -> bool:
+    """May the page read arbitrary folders on the server?
+
+    LAB_ALLOW_SERVER_FOLDERS=1/0 decides; unset, yes on a laptop and no in hosted mode
+    (LAB_HOSTED=1), where visitors upload zips instead.
+    """
+    from lab.hosting import server_folders_allowed
+
+    return server_folders_allowed(secrets)
+
+
+def uploads_root(root: Path | None = None) -> Path:
+    """Where uploads are unpacked: `<data root>/uploads`."""
+    return (root or default_data_root()) / UPLOADS
+
+
+def is_upload_folder(path: str | Path, root: Path | None = None) -> bool:
+    """True for a folder this module unpacked: the page may read it even when server folders are private."""
+    uploads = uploads_root(root).resolve()
+    resolved = Path(path).expanduser().resolve()
+    return resolved.is_dir() and resolved.is_relative_to(uploads) and resolved != uploads
+
+
+# -- ingesting --------------------------------------------------------------------------------
+def ingest_upload(
+    data: bytes, filename: str, root: Path | None = None, *, validation_split: float = 0.2, seed: int = 42
+) -> IngestReport:
+    """Unpack an uploaded zip (its bytes) into the lab's data folder, or find it there already.
+
+    `root` is the data root (default `default_data_root()`); `validation_split` and `seed`
+    only shape the reported split sizes of a zip without train/ and validation/. Raises
+    IngestError (a DatasetError) with a message for people when the upload is refused.
+    """
+    import io
+
+    _check_upload_size(len(data), filename)
+    digest = hashlib.sha256(data).hexdigest()
+    return _ingest(io.BytesIO(data), digest, filename, root, validation_split, seed)
+
+
+def ingest_zip(
+    path: str | Path, root: Path | None = None, *, validation_split: float = 0.2, seed: int = 42
+) -> IngestReport:
+    """The same as `ingest_upload` for a zip file on disk (the command line's `--data photos.zip`)."""
+    path = Path(path).expanduser()
+    _check_upload_size(path.stat().st_size, path.name)
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1024 * 1024):
+            digest.update(chunk)
+        file.seek(0)
+        return _ingest(file, digest.hexdigest(), path.name, root, validation_split, seed)
+
+
+def _check_upload_size(size: int, filename: str) -> None:
+    limit = ZipLimits.from_env().max_upload_bytes
+    if size > limit:
+        raise IngestError(
+            f"{filename} was refused: it is {megabytes(size)}, over the upload limit of {megabytes(limit)} "
+            "(LAB_MAX_UPLOAD_MB). Nothing was unpacked."
+        )
+
+
+def _ingest(
+    source: BinaryIO, digest: str, filename: str, root: Path | None, validation_split: float, seed: int
+) -> IngestReport:
+    uploads = uploads_root(root)
+    final = uploads / digest[:_HASH_CHARS]
+    if (final / DATASET).is_dir():
+        return _reused_report(final, filename, digest, validation_split, seed)
+    uploads.mkdir(parents=True, exist_ok=True)
+    _remove_stale(uploads)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=uploads))
+    try:
+        clutter = unpack_zip(source, staging / "files", ZipLimits.from_env(), filename)
+        found = _list(dataset_root(staging / "files"), filename, validation_split, seed)
+        found.root.rename(staging / DATASET)
+        remove_tree(staging / "files")  # only empty wrapping folders are left in it
+        meta = {"filename": filename, "content_hash": digest, "clutter": [[n.path, n.reason] for n in clutter]}
+        (staging / _META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        reused = not _publish(staging, final)
+    finally:
+        remove_tree(staging)
+    return _report(found, final, filename, digest, reused, clutter)
+
+
+def _list(folder: Path, filename: str, validation_split: float, seed: int) -> Listing:
+    try:
+        return list_folder(folder, get_info("folder"), validation_split, seed)
+    except ArchiveError:
+        raise
+    except DatasetError as exc:
+        # Name the zip, not the temporary folder the user never sees.
+        message = str(exc).replace(f"{folder}/", "").replace(str(folder), "the zip").rstrip(".")
+        raise IngestError(f"{filename} was refused: {message}. Nothing was kept.") from exc
+
+
+def _publish(staging: Path, final: Path) -> bool:
+    """Move the unpacked upload into place in one step; False when an identical upload got there first."""
+    try:
+        os.rename(staging, final)
+        return True
+    except OSError:
+        if (final / DATASET).is_dir():
+            return False
+        raise
+
+
+def _remove_stale(uploads: Path) -> None:
+    cutoff = time.time() - _STALE_SECONDS
+    for leftover in uploads.glob(".unpack-*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                remove_tree(leftover)
+        except FileNotFoundError:
+            pass
+
+
+def _report(
+    found: Listing, final: Path, filename: str, digest: str, reused: bool, clutter: list[FileNote]
+) -> IngestReport:
+    return IngestReport(
+        filename=filename,
+        content_hash=digest,
+        data_dir=final / DATASET,
+        reused=reused,
+        class_names=found.class_names,
+        split_sizes=found.sizes(),
+        split_by_fraction=found.split_by_fraction,
+        skipped=[*clutter, *found.left_out()],
+        converted=list(found.converted),
+    )
+
+
+def _reused_report(final: Path, filename: str, digest: str, validation_split: float, seed: int) -> IngestReport:
+    try:
+        meta = json.loads((final / _META).read_text(encoding="utf-8"))
+        clutter = [FileNote(path, reason) for path, reason in meta.get("clutter", [])]
+    except (OSError, ValueError, TypeError):
+        clutter = []  # the notes about clutter are a courtesy; the dataset itself is intact
+    found = list_folder(final / DATASET, get_info("folder"), validation_split, seed)
+    return _report(found, final, filename, digest, True, clutter)
