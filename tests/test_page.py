@@ -1,0 +1,529 @@
+"""The page, driven with Streamlit's AppTest: every control a user touches, the worker behind it.
+
+Each test gets an empty run store and an empty data folder under tmp_path and a fresh worker
+(`get_worker` is `st.cache_resource`, so the cache is cleared before and after). Most tests train
+nothing or use a fake trainer; two run the real child-process trainer on a tiny configuration
+(48 px, 4 training images, 1-2 epochs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from page_helpers import (
+    APP,
+    CANCEL,
+    HOSTED_MODE_VARIABLES,
+    NEW_VARIANTS,
+    OPEN_IN_COMPARE,
+    REPO,
+    TOGGLES,
+    TRAIN,
+    Page,
+    curve_traces,
+    fake_trainer_class,
+    seed_run,
+    trace_x,
+    wait_for,
+)
+
+import lab.subprocess_trainer
+import lab.worker
+from lab.config import RunConfig
+from lab.store import RunStore
+from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
+from lab.worker import Worker
+
+REAL_RUN_TIMEOUT = 150.0  # a cold child imports TensorFlow (~5-10 s) before the first epoch
+
+
+class Lab:
+    """What a test needs around the page: its folders, and the workers and trainers it created."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.store_root = tmp_path / "runs"
+        self.data_root = tmp_path / "datasets"
+        self.data_root.mkdir()
+        self.workers: list[Worker] = []
+        self.trainers: list = []
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.store_root)
+
+    @property
+    def worker(self) -> Worker:
+        assert len(self.workers) == 1, f"expected the page to create one worker, it created {len(self.workers)}"
+        return self.workers[0]
+
+    def page(self, query: dict[str, str] | None = None) -> Page:
+        page = Page()
+        for name, value in (query or {}).items():
+            page.at.query_params[name] = value
+        return page
+
+    def use_fake_trainer(self, **kwargs) -> type:
+        fake = fake_trainer_class(**kwargs)
+        lab_ = self
+
+        class RecordingFake(fake):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                lab_.trainers.append(self)
+
+        self.monkeypatch.setattr(lab.subprocess_trainer, "SubprocessTrainer", RecordingFake)
+        return RecordingFake
+
+
+@pytest.fixture
+def lab_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An isolated page: run store and data folder in tmp_path, a fresh worker, shut down afterwards."""
+    env = Lab(tmp_path, monkeypatch)
+    # Set before the page runs: get_worker() reads LAB_RUN_STORE when it creates the worker.
+    monkeypatch.setenv("LAB_RUN_STORE", str(env.store_root))
+    monkeypatch.setenv("LAB_DATA_DIR", str(env.data_root))  # named datasets are "not downloaded"
+    for name in HOSTED_MODE_VARIABLES:  # a laptop: no caps, folders allowed
+        monkeypatch.delenv(name, raising=False)
+
+    # The page looks both classes up in their modules on every script run, so these
+    # subclasses are what it builds: the test can reach, and stop, what the page started.
+    class RecordingWorker(Worker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            env.workers.append(self)
+
+    class RecordingTrainer(SubprocessTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            env.trainers.append(self)
+
+    monkeypatch.setattr(lab.worker, "Worker", RecordingWorker)
+    monkeypatch.setattr(lab.subprocess_trainer, "SubprocessTrainer", RecordingTrainer)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield env
+    for worker in env.workers:
+        assert worker.shutdown(timeout=15), "the worker thread did not stop"
+    for trainer in env.trainers:
+        trainer.close()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def tiny(page: Page, epochs: int = 2) -> Page:
+    """Set the widgets for the smallest run: 48 px, the fewest training images, `epochs` epochs."""
+    page.select_slider("Image size (pixels)").set_value(48)
+    page.run()
+    training_images = page.slider("Training images")
+    training_images.set_value(training_images.min)
+    page.slider("Epochs").set_value(epochs)
+    return page.run()
+
+
+def wait_until_finished(lab_env: Lab, page: Page, keys, timeout: float) -> list:
+    """Rerun the page (as its polling fragment would) until no run of `keys` is queued or running."""
+
+    def finished():
+        page.run()
+        statuses = [lab_env.worker.status(k) for k in keys]
+        return statuses if not any(s.active for s in statuses) else None
+
+    return wait_for(finished, timeout, step=1.0, what=f"runs {keys} to finish")
+
+
+# -- first paint and data ------------------------------------------------------------------
+def test_first_paint_shows_every_section_with_the_builtin_dataset(lab_env):
+    page = lab_env.page().run()
+    at = page.at
+    assert at.title[0].value == "Overfitting Lab"
+    assert [h.value for h in at.header] == ["1. Data", "2. Augmentations", "3. Train", "4. Compare", "5. History"]
+    assert page.selectbox("Start from a preset").value == "quick"
+    assert page.selectbox("Dataset").value == "builtin"
+    strips = page.image_strips()
+    samples = {s.captions[0]: len(s.value) for s in strips[:2]}
+    assert samples == {"cats": 6, "dogs": 6}
+    assert [s.captions for s in strips if s.captions == ["original"]], "the preview's original image is missing"
+    assert len(set(page.preview_urls())) == 8, "eight distinct preview variants"
+    assert page.has_button(TRAIN) and not page.button(TRAIN).disabled
+    assert not page.has_button(CANCEL)
+    assert any(c.startswith("Estimated time on a 2-core CPU") for c in page.captions())
+    assert any("curves appear here" in c for c in page.captions()), "the empty compare section explains itself"
+    assert any("Runs you train are kept" in c for c in page.captions()), "the empty history explains itself"
+    assert "runs" not in page.query()
+    assert page.config() == RunConfig.from_dict(page.config()).to_dict()  # the JSON is a valid configuration
+
+
+def test_named_dataset_without_its_folder_shows_an_error_not_an_exception(lab_env):
+    page = lab_env.page().run()
+    page.selectbox("Dataset").select("cats_vs_dogs")
+    page.run()
+    errors = page.texts("error")
+    assert len(errors) == 1 and "no folder at" in errors[0] and str(lab_env.data_root) in errors[0], errors
+    assert "Pick a dataset that loads before training." in page.texts("warning")
+    assert not page.has_button(TRAIN), "no training without data"
+    assert not page.image_strips(), "no samples or preview without data"
+    # The controls stay usable: back to the builtin dataset, everything is there again.
+    page.selectbox("Dataset").select("builtin")
+    page.run()
+    assert not page.texts("error") and page.has_button(TRAIN)
+
+
+def test_folder_dataset_missing_then_real_folder(lab_env, image_folder, tmp_path):
+    page = lab_env.page().run()
+    page.selectbox("Dataset").select("folder")
+    page.run()
+    assert any("needs a folder" in e for e in page.texts("error")), page.texts("error")
+
+    missing = tmp_path / "no-such-folder"
+    page.text_input("Folder on this computer").input(str(missing))
+    page.run()
+    errors = page.texts("error")
+    assert len(errors) == 1 and f"no folder at {missing}" in errors[0], errors
+    assert not page.has_button(TRAIN)
+
+    folder = image_folder("pets", classes=("cats", "dogs"), train=6, validation=4)
+    page.text_input("Folder on this computer").input(str(folder))
+    page.run()
+    assert not page.texts("error")
+    strips = {s.captions[0]: len(s.value) for s in page.image_strips()[:2]}
+    assert strips == {"cats": 6, "dogs": 6}
+    training_images = page.slider("Training images")
+    assert (training_images.min, training_images.max) == (4, 12)
+    assert len(page.preview_urls()) == 8
+    config = page.config()
+    assert config["dataset"] == "folder" and config["data_dir"] == str(folder)
+    assert page.has_button(TRAIN)
+
+
+def test_a_shared_link_sets_the_controls(lab_env):
+    page = lab_env.page({"epochs": "3", "image_size": "48", "vertical_flip": "true", "rotation_range": "90"}).run()
+    assert page.slider("Epochs").value == 3
+    assert page.select_slider("Image size (pixels)").value == 48
+    assert page.toggle("Vertical flip").value is True
+    assert page.toggle("Rotation").value is True and page.slider("Rotation (degrees)").value == 90
+    config = page.config()
+    assert (config["epochs"], config["image_size"]) == (3, 48)
+    assert config["augmentation"]["vertical_flip"] is True
+
+
+# -- augmentations ------------------------------------------------------------------------
+def snapshot(page: Page) -> dict:
+    return {
+        "config": page.config(),
+        "generator": page.generator_code(),
+        "keras": page.keras_code(),
+        "preview": page.preview_urls(),
+        "alone": page.single_knob_strips(),
+        "query": page.query(),
+    }
+
+
+@pytest.mark.parametrize("label, field, on_value", TOGGLES, ids=[t[1] for t in TOGGLES])
+def test_each_augmentation_toggle_changes_config_code_and_preview(lab_env, label, field, on_value):
+    page = lab_env.page().run()
+    before = snapshot(page)
+    was_on = page.toggle(label).value
+    assert was_on == bool(before["config"]["augmentation"][field])
+
+    page.toggle(label).set_value(not was_on)
+    page.run()
+    after = snapshot(page)
+    expected = (False if isinstance(on_value, bool) else 0.0) if was_on else on_value
+    assert after["config"]["augmentation"][field] == expected
+    others = {k: v for k, v in after["config"]["augmentation"].items() if k != field}
+    assert others == {k: v for k, v in before["config"]["augmentation"].items() if k != field}
+    assert after["generator"] != before["generator"], "the ImageDataGenerator code follows the switch"
+    assert after["keras"] != before["keras"], "the Keras layers code follows the switch"
+    assert after["preview"] != before["preview"], "the preview follows the switch"
+    assert (label in after["alone"]) is (not was_on), "each switched-on knob has a strip of its own"
+    assert (field in after["query"]) is (not was_on), "the link carries the switch"
+    if not isinstance(on_value, bool):
+        unit_slider = next(s for s in page.at.slider if s.label.startswith(f"{label} ("))
+        assert unit_slider.disabled is was_on, "a knob's slider is disabled while its switch is off"
+    if field == "shear_range":
+        assert any("degrees" in note for note in page.texts("info")), "switching shear on explains its unit"
+
+    page.toggle(label).set_value(was_on)
+    page.run()
+    assert snapshot(page) == before, "switching back restores the configuration, code and preview exactly"
+
+
+def test_all_augmentations_off_disables_the_comparison(lab_env):
+    page = lab_env.page().run()
+    for label, _, _ in TOGGLES:
+        page.toggle(label).set_value(False)
+    page.run()
+    assert not any(page.config()["augmentation"][field] for _, field, _ in TOGGLES)
+    assert any("Switch an augmentation on" in c for c in page.captions())
+    assert "Switch on at least one augmentation to compare." in page.texts("info")
+    assert not page.has_button(TRAIN)
+    assert "fill_mode" not in page.generator_code(), "no augmentation, no fill mode"
+
+
+def test_knob_values_and_fill_mode_change_code_and_preview(lab_env):
+    page = lab_env.page().run()
+    before = snapshot(page)
+    page.slider("Rotation (degrees)").set_value(90.0)
+    page.run()
+    rotated = snapshot(page)
+    assert rotated["config"]["augmentation"]["rotation_range"] == 90.0
+    assert "rotation_range=90," in rotated["generator"] and "RandomRotation(0.25" in rotated["keras"]
+    assert rotated["preview"] != before["preview"]
+    assert rotated["alone"]["Rotation"] != before["alone"]["Rotation"]
+    assert rotated["alone"]["Zoom"] == before["alone"]["Zoom"], "a knob's own strip ignores the other knobs"
+
+    page.selectbox("Fill mode").select("constant")
+    page.run()
+    constant = snapshot(page)
+    assert "fill_mode='constant'" in constant["generator"] and "cval=0," in constant["generator"]
+    assert constant["preview"] != rotated["preview"]
+    page.slider("Fill value (cval)").set_value(255.0)
+    page.run()
+    white = snapshot(page)
+    assert "cval=255," in white["generator"] and "fill_value=255" in white["keras"]
+    assert white["config"]["augmentation"]["cval"] == 255.0
+    assert white["preview"] != constant["preview"]
+
+
+def test_new_variants_draws_other_variants(lab_env):
+    page = lab_env.page().run()
+    first = snapshot(page)
+    original = [s.value for s in page.image_strips() if s.captions == ["original"]]
+    page.click(NEW_VARIANTS)
+    second = snapshot(page)
+    assert second["preview"] != first["preview"]
+    assert set(second["preview"]).isdisjoint(first["preview"])
+    assert all(second["alone"][k] != first["alone"][k] for k in first["alone"])
+    assert [s.value for s in page.image_strips() if s.captions == ["original"]] == original
+    assert second["config"] == first["config"] and second["generator"] == first["generator"]
+    page.click(NEW_VARIANTS)
+    assert page.preview_urls() not in (first["preview"], second["preview"])
+
+
+def test_preset_sets_every_control(lab_env, image_folder):
+    # A stand-in for the course's photos where the lab looks for them (LAB_DATA_DIR).
+    image_folder(f"{lab_env.data_root.name}/cats_and_dogs_filtered", classes=("cats", "dogs"), train=6, validation=4)
+    page = lab_env.page().run()
+    page.selectbox("Start from a preset").select("cats_vs_dogs_course")
+    page.run()
+    assert page.toggle("Shear").value is True
+    assert page.slider("Shear (degrees)").value == pytest.approx(0.2)
+    notes = [n for n in page.texts("info") if n.startswith("shear_range=0.2")]
+    assert notes and "degrees" in notes[0], page.texts("info")
+    config = page.config()
+    assert config["dataset"] == "cats_vs_dogs"
+    assert (config["image_size"], config["epochs"], config["batch_size"]) == (150, 100, 20)
+    assert config["learning_rate"] == pytest.approx(1e-4)
+    assert config["augmentation"]["shear_range"] == pytest.approx(0.2)
+    assert "shear_range=0.2," in page.generator_code()
+    assert any("cats_vs_dogs_quick" in c for c in page.captions()), "the preset's lesson is shown"
+    assert not page.texts("error")
+    assert len(page.preview_urls()) == 8
+
+    page.selectbox("Start from a preset").select("quick")
+    page.run()
+    assert page.config()["dataset"] == "builtin" and page.toggle("Shear").value is False
+    assert not page.texts("error")
+    assert not any(n.startswith("shear_range=") for n in page.texts("info"))
+
+
+# -- training through the worker ------------------------------------------------------------
+def test_train_both_runs_to_the_end_in_the_child_trainer(lab_env):
+    page = tiny(lab_env.page().run(), epochs=2)
+    config = RunConfig.from_dict(page.config())
+    assert (config.image_size, config.train_images, config.epochs) == (48, 4, 2)
+    assert "2 epochs × 2 runs, 4 training images at 48 px" in " ".join(page.captions())
+
+    page.click(TRAIN)
+    keys = page.active_runs()
+    assert keys == (config.without_augmentation().key(), config.key())
+    assert lab_env.worker.queue_snapshot() in ([keys[0], keys[1]], [keys[1]], [])
+    if any(lab_env.worker.status(k).active for k in keys):
+        assert page.button(TRAIN).disabled and page.has_button(CANCEL)
+        waiting = " ".join(page.texts("info"))
+        assert "warming up" in waiting or "waiting in the queue" in waiting, waiting
+
+    start = time.monotonic()
+    statuses = wait_until_finished(lab_env, page, keys, REAL_RUN_TIMEOUT)
+    print(f"two tiny runs in the child trainer: {time.monotonic() - start:.1f} s")
+    assert [s.state for s in statuses] == ["done", "done"], [(s.state, s.error) for s in statuses]
+    assert [s.epochs_done for s in statuses] == [2, 2]
+    assert lab_env.trainers and lab_env.trainers[0]._child is not None, "trained in the child process"
+
+    page.run()
+    curves = curve_traces(page.chart_traces())
+    assert len(curves) == 8, "training and validation, accuracy and loss, on both sides"
+    assert {c["name"] for c in curves} == {"training", "validation"}
+    readings = [
+        m for m in page.texts("markdown") if m.startswith(("**Without augmentation:**", "**With augmentation:**"))
+    ]
+    assert len(readings) == 2 and all("Training accuracy" in r for r in readings), readings
+    assert len(page.at.dataframe) >= 2, "the summary table under the charts"
+    assert not page.has_button(CANCEL) and not page.button(TRAIN).disabled
+    assert "Both runs are already in the run store: they show at once." in page.captions()
+    assert {r.key: r.status.state for r in lab_env.store.list_runs()} == {keys[0]: "done", keys[1]: "done"}
+
+    page.click(TRAIN)  # the same configuration again: answered from the store, nothing queued
+    assert page.active_runs() == keys and lab_env.worker.queue_snapshot() == []
+    assert all(lab_env.worker.status(k).done for k in keys)
+
+
+def test_cancel_stops_a_running_comparison_within_seconds(lab_env):
+    page = tiny(lab_env.page().run(), epochs=60)
+    page.slider("Training images").set_value(page.slider("Training images").max)  # slower epochs
+    page.run()
+    page.click(TRAIN)
+    keys = page.active_runs()
+    # Cancel once the model trains, so the stop request meets a running epoch.
+    wait_for(lambda: lab_env.worker.status(keys[0]).epochs_done >= 1, REAL_RUN_TIMEOUT, what="the first epoch")
+    page.run()
+    assert any(p.startswith("Without augmentation: epoch") for p in progress_texts(page))
+    assert page.has_button(CANCEL)
+
+    start = time.monotonic()
+    page.click(CANCEL)
+
+    def stopped():
+        statuses = [lab_env.worker.status(k) for k in keys]
+        return None if any(s.active for s in statuses) else statuses
+
+    statuses = wait_for(stopped, 10, step=0.1, what="the runs to stop")
+    seconds = time.monotonic() - start
+    print(f"cancel took {seconds:.2f} s")
+    assert [s.state for s in statuses] == ["cancelled", "cancelled"]
+    assert seconds < 6.0, f"cancel took {seconds:.1f} s"
+    assert 1 <= statuses[0].epochs_done < 60 and statuses[1].epochs_done == 0
+    assert lab_env.trainers[0]._child is not None and lab_env.trainers[0]._child.poll() is None, (
+        "a cancelled run stops in the child; the child is kept for the next job"
+    )
+    page.run()
+    warnings = page.texts("warning")
+    assert any(w.startswith("Without augmentation: cancelled after") for w in warnings), warnings
+    assert any(w.startswith("With augmentation: cancelled after 0 epochs") for w in warnings), warnings
+    assert not page.has_button(CANCEL) and not page.button(TRAIN).disabled
+    assert lab_env.store.load(keys[0]).status.state == "cancelled"
+
+
+def progress_texts(page: Page) -> list[str]:
+    return [p.proto.text for p in page.elements("progress")]
+
+
+def test_live_progress_and_a_second_visitor_finds_the_running_job(lab_env):
+    lab_env.use_fake_trainer(epoch_seconds=0.4)
+    page = lab_env.page().run()
+    page.slider("Epochs").set_value(5)
+    page.run()
+    page.click(TRAIN)
+    keys = page.active_runs()
+    wait_for(lambda: lab_env.worker.status(keys[0]).epochs_done >= 1, 10, step=0.05, what="the first epoch")
+    page.run()
+    assert any(p.startswith("Without augmentation: epoch ") and p.endswith(" of 5") for p in progress_texts(page))
+    assert "With augmentation: waiting in the queue, position 1." in page.texts("info")
+
+    # Another tab (or a refresh) with the link: the same job, not a new one.
+    other = lab_env.page({"runs": ",".join(keys)}).run()
+    assert other.has_button(CANCEL)
+    assert len(lab_env.trainers[0].calls) <= 2
+    wait_until_finished(lab_env, other, keys, 30)
+    other.run()
+    assert len(curve_traces(other.chart_traces())) == 8
+    assert [c.key() for c in lab_env.trainers[0].calls] == list(keys), "each run trained once, in order"
+
+
+def test_a_failed_run_shows_its_error_and_the_page_stays_up(lab_env):
+    lab_env.use_fake_trainer(
+        error=TrainingFailed(
+            "the training process stopped unexpectedly with exit code -9 (killed: most likely out of memory)"
+        )
+    )
+    page = tiny(lab_env.page().run(), epochs=2)
+    page.click(TRAIN)
+    keys = page.active_runs()
+    statuses = wait_until_finished(lab_env, page, keys, 30)
+    assert [s.state for s in statuses] == ["failed", "failed"]
+    page.run()
+    errors = page.texts("error")
+    assert len(errors) == 2 and all("the run failed" in e and "exit code -9" in e for e in errors), errors
+    assert lab_env.worker.alive and not page.button(TRAIN).disabled
+    assert {r.status.state for r in lab_env.store.list_runs()} == {"failed"}
+
+
+# -- history --------------------------------------------------------------------------------
+def test_reopen_two_runs_from_the_history(lab_env):
+    lab_env.use_fake_trainer()
+    store = lab_env.store
+    base = RunConfig(image_size=48, epochs=3)
+    without = seed_run(store, base.without_augmentation())
+    time.sleep(0.01)  # distinct "queued" times: the history lists newest first
+    rotated = seed_run(store, base.replace(augmentation={"rotation_range": 30.0}))
+    time.sleep(0.01)
+    flipped = seed_run(
+        store, base.replace(epochs=4, augmentation={"horizontal_flip": True}), epochs=2, state="cancelled"
+    )
+
+    page = lab_env.page().run()
+    assert "runs" not in page.query()
+    table = page.at.dataframe[-1].value
+    assert list(table.index) == [flipped, rotated, without]
+    assert list(table["state"]) == ["cancelled", "done", "done"]
+    left, right = page.selectbox("Left run"), page.selectbox("Right run")
+    assert left.options and len(left.options) == 3
+    left.select(without)
+    right.select(flipped)
+    page.click(OPEN_IN_COMPARE)
+
+    assert page.active_runs() == (without, flipped)
+    assert page.query()["runs"] == f"{without},{flipped}"
+    curves = curve_traces(page.chart_traces())
+    assert len(curves) == 8
+    lengths = [len(trace_x(c)) for c in curves]
+    assert sorted(lengths) == [2, 2, 2, 2, 3, 3, 3, 3], "each side shows its own run's epochs"
+    assert any(w == "With augmentation: cancelled after 2 epochs." for w in page.texts("warning")), page.texts(
+        "warning"
+    )
+    readings = [
+        m for m in page.texts("markdown") if m.startswith(("**Without augmentation:**", "**With augmentation:**"))
+    ]
+    assert len(readings) == 2
+    downloads = [d.proto.label for d in page.elements("download_button")]
+    assert downloads.count("History (CSV)") == 2 and downloads.count("Configuration (JSON)") == 2
+    assert lab_env.trainers == [] or lab_env.trainers[0].calls == [], "reopening trains nothing"
+
+    # The link alone reopens them, as after a refresh.
+    again = lab_env.page({"runs": f"{rotated},{without}"}).run()
+    assert again.active_runs() == (rotated, without)
+    assert len(curve_traces(again.chart_traces())) == 8
+    assert not again.has_button(CANCEL)
+
+
+# -- the first paint never loads TensorFlow ------------------------------------------------------
+def test_the_page_does_not_import_tensorflow(tmp_path):
+    script = f"""
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(APP)!r}, default_timeout=60)
+at.run()
+assert not at.exception, [e.message for e in at.exception]
+next(t for t in at.toggle if t.label == "Vertical flip").set_value(True)
+at.run()
+next(b for b in at.button if b.label == {NEW_VARIANTS!r}).click()
+at.run()
+assert not at.exception, [e.message for e in at.exception]
+print(json.dumps({{name: name in sys.modules for name in ("tensorflow", "keras")}}))
+"""
+    env = {**os.environ, "LAB_RUN_STORE": str(tmp_path / "runs"), "LAB_DATA_DIR": str(tmp_path / "data")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported == {"tensorflow": False, "keras": False}

@@ -1,0 +1,145 @@
+"""The child-process trainer with real TensorFlow runs, kept tiny (48 px, 40 images, 1-3 epochs).
+
+One trainer is shared by the module so the child imports TensorFlow once; each test still
+stands alone (a test that needs a fresh child makes its own). The worker calls this trainer
+exactly as it would call `lab.train.train`: `trainer(config, on_epoch=..., should_stop=...)`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from lab.config import RunConfig
+from lab.errors import RunCancelled
+from lab.history import COLUMNS
+from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
+
+TINY = RunConfig(image_size=48, train_images=40, epochs=2, batch_size=20, augmentation={"rotation_range": 20.0})
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    trainer = SubprocessTrainer()
+    yield trainer
+    trainer.close()
+
+
+def child_pid(trainer: SubprocessTrainer) -> int | None:
+    child = trainer._child
+    return child.pid if child is not None and child.poll() is None else None
+
+
+def train(trainer: SubprocessTrainer, config: RunConfig, **kwargs):
+    rows: list[dict] = []
+    history = trainer(config, on_epoch=rows.append, **kwargs)
+    return history, rows
+
+
+def test_a_tiny_run_returns_its_history_and_reports_every_epoch(trainer):
+    history, rows = train(trainer, TINY)
+    assert list(history.columns) == COLUMNS
+    assert list(history["epoch"]) == [1, 2]
+    assert [row["epoch"] for row in rows] == [1, 2], "on_epoch is called once per epoch, in order"
+    assert history.to_dict("records") == [{c: row[c] for c in COLUMNS} for row in rows]
+    assert history[["accuracy", "val_accuracy"]].stack().between(0, 1).all()
+    assert (history["seconds"] > 0).all()
+    assert child_pid(trainer) is not None, "the child stays up for the next job"
+
+
+def test_a_second_job_reuses_the_same_child(trainer):
+    train(trainer, TINY.replace(epochs=1))
+    pid = child_pid(trainer)
+    start = time.monotonic()
+    history, rows = train(trainer, TINY.replace(epochs=1, seed=7))
+    assert child_pid(trainer) == pid, "no new process: TensorFlow is imported once"
+    assert len(history) == 1 and len(rows) == 1
+    print(f"a warm one-epoch job: {time.monotonic() - start:.1f} s")
+
+
+def test_should_stop_cancels_within_two_seconds_with_the_partial_history(trainer):
+    train(trainer, TINY.replace(epochs=1))  # a warm child: what follows measures the stop, not the start
+    pid = child_pid(trainer)
+    asked: list[float] = []
+
+    def should_stop() -> bool:
+        return bool(asked)
+
+    def on_epoch(row: dict) -> None:
+        if row["epoch"] == 1:
+            asked.append(time.monotonic())
+
+    config = TINY.replace(epochs=50, train_images=0, seed=3)  # long enough to be stopped mid-run
+    with pytest.raises(RunCancelled) as cancelled:
+        trainer(config, on_epoch=on_epoch, should_stop=should_stop)
+    seconds = time.monotonic() - asked[0]
+    print(f"stopped {seconds:.2f} s after the request")
+    assert seconds < 2.5, f"the run took {seconds:.1f} s to stop"
+    partial = cancelled.value.history
+    assert 1 <= len(partial) < 50 and list(partial["epoch"]) == list(range(1, len(partial) + 1))
+    assert child_pid(trainer) == pid, "a cancelled run stops in the child; the child is kept"
+    history, _ = train(trainer, TINY.replace(epochs=1, seed=4))
+    assert len(history) == 1 and child_pid(trainer) == pid
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="race in lab/subprocess_trainer.py serve(): a stop that arrives before the child dequeues the job "
+    "is wiped by `stop.clear()`, so the run trains to the end (or is killed after STOP_GRACE_SECONDS)",
+)
+def test_a_stop_requested_before_the_first_batch_is_not_lost(trainer):
+    train(trainer, TINY.replace(epochs=1))
+    pid = child_pid(trainer)
+    for attempt in range(8):  # the race is timing-dependent: a few tries catch it most of the time
+        start = time.monotonic()
+        with pytest.raises(RunCancelled) as cancelled:
+            trainer(TINY.replace(epochs=30, train_images=0, seed=100 + attempt), should_stop=lambda: True)
+        assert time.monotonic() - start < 2.5
+        assert cancelled.value.history.empty
+        assert child_pid(trainer) == pid
+
+
+def test_an_error_in_the_run_fails_it_with_the_message_and_the_child_serves_the_next(trainer, tmp_path):
+    train(trainer, TINY.replace(epochs=1))
+    pid = child_pid(trainer)
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(TrainingFailed) as failed:
+        trainer(RunConfig(dataset="folder", data_dir=str(missing), image_size=48, epochs=1))
+    message = str(failed.value)
+    assert "DatasetError" in message and f"no folder at {missing}" in message
+    assert child_pid(trainer) == pid, "an error inside a run does not take the child down"
+    history, _ = train(trainer, TINY.replace(epochs=1, seed=5))
+    assert len(history) == 1
+
+
+def test_a_killed_child_fails_the_run_and_the_next_job_starts_a_fresh_child(trainer):
+    train(trainer, TINY.replace(epochs=1))
+    killed: list[int] = []
+
+    def on_epoch(row: dict) -> None:
+        if not killed:
+            killed.append(trainer._child.pid)
+            os.kill(trainer._child.pid, signal.SIGKILL)
+
+    with pytest.raises(TrainingFailed) as failed:
+        trainer(TINY.replace(epochs=3, seed=8), on_epoch=on_epoch)
+    message = str(failed.value)
+    assert "exit code -9" in message and "out of memory" in message, message
+    assert child_pid(trainer) is None
+
+    history, rows = train(trainer, TINY.replace(epochs=1, seed=6))
+    assert len(history) == 1 and len(rows) == 1
+    assert child_pid(trainer) not in (None, killed[0]), "a new child trained the next job"
+
+
+def test_close_ends_the_child():
+    trainer = SubprocessTrainer()
+    child = trainer._ensure_child()
+    assert child.poll() is None
+    trainer.close()
+    assert child.poll() is not None, "the child process has ended"
+    assert trainer._child is None
+    trainer.close()  # closing twice is harmless
