@@ -331,11 +331,18 @@ def knob_controls() -> None:
 
 
 def preview_section(info: datasets.DatasetInfo | None, aug: Augmentation) -> None:
-    state = st.session_state
     if aug.shear_range:
         st.info(shear_note(aug))
-    if info is None:
-        return
+    if info is not None:
+        show_preview(aug)
+    if shown("code"):  # the code depends on the knobs only, not on the data
+        tabs = st.tabs(["ImageDataGenerator (the course)", "Keras preprocessing layers"])
+        tabs[0].code(image_data_generator_code(aug), language="python")
+        tabs[1].code(keras_layers_code(aug), language="python")
+
+
+def show_preview(aug: Augmentation) -> None:
+    state = st.session_state
     samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
     first = next(iter(samples.values()))
     st.subheader("Preview")
@@ -357,10 +364,6 @@ def preview_section(info: datasets.DatasetInfo | None, aug: Augmentation) -> Non
                 st.image(
                     list(preview(first[0], alone, count=6, seed=state.preview_seed)), width=96, caption=[label] * 6
                 )
-    if shown("code"):
-        tabs = st.tabs(["ImageDataGenerator (the course)", "Keras preprocessing layers"])
-        tabs[0].code(image_data_generator_code(aug), language="python")
-        tabs[1].code(keras_layers_code(aug), language="python")
 
 
 def single_knobs(aug: Augmentation) -> list[tuple[str, str]]:
@@ -415,7 +418,7 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
     if not running:
         cols[2].caption(
             f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
-            f"({config.epochs} epochs × 2 runs, {train_count} training images at {config.image_size} px)."
+            f"({config.epochs} epoch{'s' if config.epochs != 1 else ''} × 2 runs, {train_count} training images at {config.image_size} px)."
             if seconds
             else "Both runs are already in the run store: they show at once."
         )
@@ -469,6 +472,7 @@ def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:
     summaries = {name: hist.summarize(h) for name, h in zip(("without", "with"), histories, strict=True)}
     if all(s.get("epochs") for s in summaries.values()):
         table = pd.DataFrame(summaries).T[["accuracy", "val_accuracy", "gap", "best_val_accuracy", "best_epoch"]]
+        table = table.astype({"best_epoch": "int64"})
         st.dataframe(table.style.format("{:.1%}", subset=["accuracy", "val_accuracy", "gap", "best_val_accuracy"]))
     for name, summary in summaries.items():
         st.markdown(f"**{name.capitalize()} augmentation:** {hist.reading(summary)}")

@@ -102,9 +102,7 @@ def draw_run(fig: go.Figure, history: pd.DataFrame, *, col: int, side: str, lege
     mark_best_epoch(fig, history, summary["best_epoch"], col=col, legend=legend)
 
 
-def curve(
-    history: pd.DataFrame, column: str, kind: str, colour: str, dash: str, hover: str, number: str
-) -> go.Scatter:
+def curve(history: pd.DataFrame, column: str, kind: str, colour: str, dash: str, hover: str, number: str) -> go.Scatter:
     return go.Scatter(
         x=history["epoch"],
         y=history[column],
@@ -183,15 +181,17 @@ def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: in
         row=2,
         col=col,
     )
+    # Late in the run, write the label to the left of the line so the panel's edge does not cut it.
+    late = best > history["epoch"].max() / 2
     fig.add_annotation(
         text=f"best epoch {best}",
         name="best epoch",
         x=best,
         y=1,
         yref="y domain",
-        xanchor="left",
+        xanchor="right" if late else "left",
         yanchor="top",
-        xshift=4,
+        xshift=-4 if late else 4,
         showarrow=False,
         bgcolor="rgba(255,255,255,0.85)",
         font={"size": FONT_SIZE - 2, "color": MARK_COLOUR},

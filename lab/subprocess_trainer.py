@@ -170,6 +170,7 @@ def serve() -> None:
             if "stop" in command:
                 stop.set()
             elif "train" in command:
+                stop.clear()  # a new job: forget a stop meant for the previous one
                 jobs.put(command["train"])
         jobs.put(None)  # the parent closed our stdin: time to go
 
@@ -179,7 +180,6 @@ def serve() -> None:
 
     threading.Thread(target=read_commands, daemon=True).start()
     while (job := jobs.get()) is not None:
-        stop.clear()
         try:
             train(RunConfig.from_dict(job), on_epoch=lambda row: say({"epoch": row}), should_stop=stop.is_set)
         except RunCancelled:

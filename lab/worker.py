@@ -294,6 +294,10 @@ class Worker:
                 self._running.stop.set()
             self._cond.notify_all()
         self._thread.join(timeout)
+        # A trainer that keeps a child process (SubprocessTrainer) ends it with the worker.
+        close = getattr(self._train_fn, "close", None)
+        if callable(close):
+            close()
         return not self._thread.is_alive()
 
     # -- the thread's side --------------------------------------------------------------

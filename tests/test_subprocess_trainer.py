@@ -85,11 +85,6 @@ def test_should_stop_cancels_within_two_seconds_with_the_partial_history(trainer
     assert len(history) == 1 and child_pid(trainer) == pid
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="race in lab/subprocess_trainer.py serve(): a stop that arrives before the child dequeues the job "
-    "is wiped by `stop.clear()`, so the run trains to the end (or is killed after STOP_GRACE_SECONDS)",
-)
 def test_a_stop_requested_before_the_first_batch_is_not_lost(trainer):
     train(trainer, TINY.replace(epochs=1))
     pid = child_pid(trainer)
