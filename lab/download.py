@@ -263,7 +263,7 @@ def _check_counts(top: Path, wanted: dict[str, dict[str, int]], into: str) -> No
     problems = []
     for split, classes in wanted.items():
         split_dir = top if into else top / split
-        label = "" if into else f"{split}/"
+        label = f"{split}/"
         found = _count_images(split_dir)
         if set(found) != set(classes):
             problems.append(
@@ -388,7 +388,8 @@ def _fetch_with_keras(url: str, destination: Path) -> None:
     except Exception as exc:
         # get_file turns URLError and HTTPError into a bare Exception raised while handling them.
         cause = exc.__context__ if isinstance(exc.__context__, urllib.error.URLError) else exc
-        if isinstance(cause, urllib.error.URLError):
+        # ContentTooShortError is a URLError too, but the server was there: the transfer broke off.
+        if isinstance(cause, urllib.error.URLError) and not isinstance(cause, urllib.error.ContentTooShortError):
             raise _Unreachable(_reason(cause)) from exc
         raise _Incomplete(str(exc) or type(exc).__name__) from exc
     finally:
