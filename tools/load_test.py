@@ -1,0 +1,215 @@
+"""A classroom on one server: N browser sessions open the page and ask for the same comparison.
+
+Starts `streamlit run streamlit_app.py` on 127.0.0.1 (hosted mode, a fresh run store),
+opens N pages at once in Debian's Chromium through Playwright, and has every page press
+"Train both runs" for the same small configuration while the first one trains. Reports:
+time until each page first shows, time until each page shows the finished comparison,
+how many jobs the server actually trained (identical requests must train once), and the
+peak memory of the server with its training child. Traffic stays on 127.0.0.1.
+
+    python tools/load_test.py --sessions 20 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lab.config import RunConfig  # noqa: E402
+from lab.presets import load_preset  # noqa: E402
+from lab.store import RunStore  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack += children.get(current, [])
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self.stopped = pid, every, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.peak = max(self.peak, tree_rss_mb(self.pid))
+            time.sleep(self.every)
+
+
+def start_server(port: int, store: Path) -> subprocess.Popen:
+    env = {**os.environ, "LAB_RUN_STORE": str(store), "LAB_HOSTED": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
+    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    server = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.3)
+    stop_server(server)
+    raise RuntimeError("the streamlit server did not answer within 60 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+async def one_session(browser, url: str, index: int, results: list, timeout: float) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 2400})
+    page = await context.new_page()
+    record = {"session": index}
+    try:
+        started = time.monotonic()
+        await page.goto(url)
+        await page.get_by_text("1. Data").first.wait_for(timeout=timeout * 1000)
+        record["first_paint_s"] = time.monotonic() - started
+        button = page.get_by_role("button", name="Train both runs")
+        await button.wait_for(timeout=timeout * 1000)
+        clicked = time.monotonic()
+        if await button.is_enabled():
+            await button.click()
+        # Done when no Cancel button is left and both sides have their reading sentence.
+        readings = page.locator("p").filter(has_text="augmentation:").filter(has_text="Training accuracy")
+        deadline = clicked + timeout
+        while not (await readings.count() == 2 and await page.get_by_role("button", name="Cancel").count() == 0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no finished comparison after {timeout:.0f} s")
+            await asyncio.sleep(0.5)
+        record["comparison_s"] = time.monotonic() - clicked
+        record["ok"] = True
+    except Exception as exc:  # a session that fails is counted, not fatal
+        record["ok"] = False
+        record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        results.append(record)
+        await context.close()
+
+
+async def drive(url: str, sessions: int, timeout: float) -> list[dict]:
+    from playwright.async_api import async_playwright
+
+    results: list[dict] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            await asyncio.gather(*(one_session(browser, url, i, results, timeout) for i in range(sessions)))
+        finally:
+            await browser.close()
+    return results
+
+
+def summarise(values: list[float]) -> dict:
+    if not values:
+        return {}
+    return {"median": round(statistics.median(values), 2), "max": round(max(values), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds one session may wait")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    args = parser.parse_args()
+
+    config: RunConfig = load_preset("quick").config.with_overrides(
+        {"epochs": args.epochs, "image_size": 48, "train_images": 100}
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder) / "runs"
+        port = free_port()
+        query = urllib.parse.urlencode({"preset": "quick", "dataset": config.dataset, **config.to_query()})
+        url = f"http://127.0.0.1:{port}/?{query}"
+        server = start_server(port, store)
+        sampler = MemorySampler(server.pid)
+        sampler.start()
+        started = time.monotonic()
+        try:
+            results = asyncio.run(drive(url, args.sessions, args.timeout))
+        finally:
+            wall = time.monotonic() - started
+            sampler.stopped.set()
+            sampler.join()
+            stop_server(server)
+        runs = RunStore(store).list_runs()
+    report = {
+        "sessions": args.sessions,
+        "ok": sum(r["ok"] for r in results),
+        "errors": sorted({r["error"] for r in results if not r["ok"]}),
+        "first_paint_s": summarise([r["first_paint_s"] for r in results if "first_paint_s" in r]),
+        "comparison_s": summarise([r["comparison_s"] for r in results if "comparison_s" in r]),
+        "jobs_trained": len(runs),
+        "jobs_done": sum(run.status.state == "done" for run in runs),
+        "peak_server_mb": round(sampler.peak),
+        "wall_s": round(wall, 1),
+    }
+    print(f"{report['ok']}/{args.sessions} sessions saw the finished comparison; errors: {report['errors'] or 'none'}")
+    print(f"first paint: {report['first_paint_s']} s; comparison shown after the click: {report['comparison_s']} s")
+    print(f"jobs trained by the server: {report['jobs_trained']} (done: {report['jobs_done']}); expected 2")
+    print(f"peak memory of the server and its training child: {report['peak_server_mb']} MB; wall {report['wall_s']} s")
+    if args.json:
+        print(json.dumps(report))
+    return 0 if report["ok"] == args.sessions and report["jobs_trained"] == 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
