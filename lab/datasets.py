@@ -371,7 +371,7 @@ def load(config: RunConfig) -> Data:
     cache_train = len(train_files) * per_image <= budget
     cache_validation = (len(train_files) + len(found.files["validation"])) * per_image <= budget
     return Data(
-        train=_decode_files(train_files, size, cache_train, found.with_pillow),
+        train=_decode_files(train_files, size, cache_train, found.with_pillow, tolerant=True),
         validation=_decode_files(found.files["validation"], size, cache_validation, found.with_pillow),
         class_names=found.class_names,
         train_count=len(train_files),
@@ -385,7 +385,13 @@ def _cache_budget_bytes() -> int:
     return int(float(os.environ.get("LAB_CACHE_MB", DEFAULT_CACHE_MB)) * 1024 * 1024)
 
 
-def _decode_files(items: list[tuple[str, int]], size: int, cache: bool, with_pillow: frozenset[str] = frozenset()):
+def _decode_files(
+    items: list[tuple[str, int]],
+    size: int,
+    cache: bool,
+    with_pillow: frozenset[str] = frozenset(),
+    tolerant: bool = False,
+):
     import tensorflow as tf
 
     paths = tf.constant([p for p, _ in items])
@@ -413,9 +419,12 @@ def _decode_files(items: list[tuple[str, int]], size: int, cache: bool, with_pil
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels, pillow))
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    # Listing already refused every file that fails to decode; should one change on disk
-    # after that, it is dropped (with a logged warning) rather than ending the run.
-    dataset = dataset.ignore_errors(log_warning=True)
+    if tolerant:
+        # Listing already refused every file that fails to decode; should one change on disk
+        # after that, it is dropped (with a logged warning) rather than ending the run. Only
+        # for the repeated training split: it makes the length unknown, which Keras warns
+        # about on a validation split.
+        dataset = dataset.ignore_errors(log_warning=True)
     return dataset.cache() if cache else dataset
 
 

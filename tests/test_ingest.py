@@ -456,3 +456,14 @@ def test_only_unpacked_uploads_count_as_upload_folders(root, tmp_path):
     assert not is_upload_folder(tmp_path) and not is_upload_folder(uploads_root(root))
     assert not is_upload_folder(uploads_root(root) / ".." / ".." / "lab-data")
     assert not is_upload_folder(uploads_root(root) / "missing")
+
+
+def test_an_image_damaged_after_listing_is_dropped_from_training_instead_of_ending_it(root, tmp_path, monkeypatch):
+    from lab.images import ImageCheck
+
+    folder = write_files(tmp_path / "f", {**two_classes(3, "train/"), **two_classes(1, "validation/")})
+    # As if the file were damaged between the check and the decoding.
+    (folder / "train" / "cats" / "cats_00.png").write_bytes(truncated(image_bytes(0)))
+    monkeypatch.setattr(datasets, "check_image", lambda path: ImageCheck(usable=True))
+    data = datasets.load(RunConfig(dataset="folder", data_dir=str(folder), image_size=48))
+    assert data.train_count == 6 and len(list(data.train.as_numpy_iterator())) == 5
