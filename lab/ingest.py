@@ -117,7 +117,13 @@ def is_upload_folder(path: str | Path, root: Path | None = None) -> bool:
     """True for a folder this module unpacked: the page may read it even when server folders are private."""
     uploads = uploads_root(root).resolve()
     resolved = Path(path).expanduser().resolve()
-    return resolved.is_dir() and resolved.is_relative_to(uploads) and resolved != uploads
+    # Exactly <uploads>/<hash>/dataset: not the uploads folder itself, not a temporary folder.
+    return (
+        resolved.name == DATASET
+        and resolved.parent.parent == uploads
+        and not resolved.parent.name.startswith(".")
+        and resolved.is_dir()
+    )
 
 
 # -- ingesting --------------------------------------------------------------------------------

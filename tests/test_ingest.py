@@ -456,6 +456,8 @@ def test_only_unpacked_uploads_count_as_upload_folders(root, tmp_path):
     assert not is_upload_folder(tmp_path) and not is_upload_folder(uploads_root(root))
     assert not is_upload_folder(uploads_root(root) / ".." / ".." / "lab-data")
     assert not is_upload_folder(uploads_root(root) / "missing")
+    assert not is_upload_folder(report.data_dir / "cats") and not is_upload_folder(report.data_dir.parent)
+    assert is_upload_folder(uploads_root(root) / report.content_hash[:16] / ".." / report.content_hash[:16] / "dataset")
 
 
 def test_an_image_damaged_after_listing_is_dropped_from_training_instead_of_ending_it(root, tmp_path, monkeypatch):
@@ -467,3 +469,15 @@ def test_an_image_damaged_after_listing_is_dropped_from_training_instead_of_endi
     monkeypatch.setattr(datasets, "check_image", lambda path: ImageCheck(usable=True))
     data = datasets.load(RunConfig(dataset="folder", data_dir=str(folder), image_size=48))
     assert data.train_count == 6 and len(list(data.train.as_numpy_iterator())) == 5
+
+
+def test_a_password_protected_entry_or_too_many_entries_refuse_the_zip(root, monkeypatch):
+    data = bytearray(zip_bytes(two_classes(3)))
+    central = data.rindex(b"PK\x01\x02")  # the last entry's central directory record
+    data[central + 8] |= 0x1  # its "encrypted" flag
+    with pytest.raises(ArchiveError, match="is password-protected. Nothing was unpacked"):
+        ingest_upload(bytes(data), "locked.zip")
+    monkeypatch.setenv("LAB_MAX_ZIP_FILES", "4")
+    with pytest.raises(ArchiveError, match="6 entries, more than the limit of 4"):
+        ingest_upload(zip_bytes(two_classes(3)), "many.zip")
+    assert nothing_left(root)
