@@ -133,6 +133,11 @@ def is_downloaded(name: str, root: Path | None = None) -> bool:
     return is_downloadable(name) and dataset_folder(name, root).is_dir()
 
 
+def download_bytes(name: str) -> int:
+    """About how many bytes a first download of the dataset fetches (for a button's label)."""
+    return sum(archive.approx_bytes for archive in DOWNLOADS.get(name, ()))
+
+
 def archive_urls(archive: Archive) -> tuple[str, ...]:
     """The URLs to try, in order: LAB_URLS_<KEY> when set, else the canonical URL and its mirror."""
     override = os.environ.get(env_name(archive), "").strip()

@@ -20,7 +20,15 @@ from PIL import Image
 
 from lab import datasets
 from lab.config import RunConfig
-from lab.download import DOWNLOADS, DownloadError, ensure_dataset, env_name, is_downloaded, manual_steps
+from lab.download import (
+    DOWNLOADS,
+    DownloadError,
+    download_bytes,
+    ensure_dataset,
+    env_name,
+    is_downloaded,
+    manual_steps,
+)
 
 SHARED = Path(os.environ.get("LAB_SHARED_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 CATS_AND_DOGS = SHARED / "cats_and_dogs_filtered"
@@ -309,4 +317,6 @@ def test_a_missing_dataset_names_its_folder_and_every_url_to_fetch_by_hand(root)
     assert all(archive.urls[0] in message for archive in DOWNLOADS["horses_or_humans"])
     assert str(root / "horses_or_humans" / "train") in message
     assert manual_steps("cats_vs_dogs", root).count("https://") == 1
+    assert download_bytes("cats_vs_dogs") == 68_606_236 and download_bytes("horses_or_humans") > 150_000_000
+    assert download_bytes("builtin") == 0 and not is_downloaded("builtin")
     assert tree(root) == {}, "describing a missing dataset downloads nothing"
