@@ -436,12 +436,26 @@ def _balanced_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     classes = np.unique(labels)
     if count < len(classes):
         raise DatasetError(f"train_images = {count} is too few: use at least one image per class ({len(classes)})")
-    chosen = []
-    for cls in classes:
-        members = np.flatnonzero(labels == cls)
-        take = max(1, round(count * len(members) / len(labels)))
-        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
-    return np.sort(np.concatenate(chosen))[: max(count, len(classes))]
+    sizes = np.array([np.count_nonzero(labels == cls) for cls in classes])
+    takes = _apportion(count, sizes)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == cls), size=take, replace=False)
+        for cls, take in zip(classes, takes, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def _apportion(count: int, sizes: np.ndarray) -> np.ndarray:
+    """Split `count` over classes in proportion to their sizes, exactly (largest remainder), at least one each."""
+    quotas = count * sizes / sizes.sum()
+    takes = np.maximum(np.floor(quotas).astype(int), 1)
+    remainders = quotas - np.floor(quotas)
+    for index in np.argsort(-remainders, kind="stable"):
+        if takes.sum() >= count:
+            break
+        if takes[index] < sizes[index]:
+            takes[index] += 1
+    return takes
 
 
 def _subset_arrays(images: np.ndarray, labels: np.ndarray, count: int, seed: int):

@@ -297,12 +297,6 @@ def test_train_images_below_the_number_of_classes_is_refused(image_folder):
         load(folder_config(root, train_images=2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG lab/datasets.py _balanced_indices: per-class round() (banker's rounding) can sum to less "
-    "than count (5 of 2x10 -> 2+2 = 4; 10 of 3x12 -> 3+3+3 = 9) and the result is only ever truncated, "
-    "never topped up; apportion by largest remainder",
-)
 @pytest.mark.parametrize("classes, count", [(2, 5), (2, 9), (3, 10)])
 def test_train_images_gives_exactly_the_number_asked_for(image_folder, classes, count):
     root = image_folder(classes=("a", "b", "c")[:classes], train=12, validation=1)
