@@ -18,8 +18,10 @@ from lab import datasets, figures
 from lab import history as hist
 from lab.augment import image_data_generator_code, keras_layers_code, preview, shear_note
 from lab.config import Augmentation, ConfigError, RunConfig
+from lab.download import DownloadError, download_bytes, ensure_dataset, is_downloadable
 from lab.estimate import estimate_seconds, format_duration
 from lab.hosting import apply_limits, host_limits, server_folders_allowed
+from lab.ingest import ingest_upload, is_upload_folder
 from lab.presets import list_presets, load_preset
 from lab.recordings import list_recordings, load_recording
 from lab.store import RunStore, default_store_root
@@ -183,9 +185,8 @@ def config_from_link() -> RunConfig:
     if not settings:
         return base
     try:
-        # The link holds every difference from the defaults (see sync_link): the preset
-        # only names the lesson.
-        return RunConfig.from_query(settings)
+        # The link holds every difference from its preset (see sync_link).
+        return RunConfig.from_query(settings, base)
     except ConfigError as exc:
         st.session_state.link_error = f"The link's settings could not be used ({exc}); showing the preset instead."
         return base
@@ -206,7 +207,7 @@ def sync_link(config: RunConfig | None) -> None:
     """Keep the whole setup in the address bar, so copying it shares it."""
     query = {"preset": st.session_state.preset}
     if config is not None:
-        query.update({"dataset": config.dataset, **config.to_query()})
+        query.update(config.to_query(load_preset(st.session_state.preset).config))
     if st.session_state.active:
         query["runs"] = ",".join(st.session_state.active)
     if st.session_state.hidden:
@@ -243,16 +244,16 @@ def header() -> None:
 
 def data_section() -> datasets.DatasetInfo | None:
     st.header("1. Data")
-    folders = server_folders_allowed(secrets())
-    names = [name for name in datasets.REGISTRY if folders or name != "folder"]
     state = st.session_state
-    if state.dataset not in names:
-        state.dataset = "builtin"
+    names = list(datasets.REGISTRY)
     if shown("data"):
         st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
-    if not folders:
-        state.data_dir = ""  # hosted: the server's folders stay private
-    elif state.dataset != "builtin" and shown("data"):
+    folders = server_folders_allowed(secrets())
+    if not folders and state.data_dir and not is_upload_folder(state.data_dir):
+        state.data_dir = ""  # hosted: the server's folders stay private; uploads are the lab's own
+    if state.dataset == "folder" and shown("data"):
+        upload_control()
+    if state.dataset != "builtin" and folders and shown("data"):
         st.text_input(
             "Folder on this computer",
             key="data_dir",
@@ -266,6 +267,8 @@ def data_section() -> datasets.DatasetInfo | None:
         info = describe_dataset(state.dataset, (state.data_dir or None), 0.2, state.seed)
     except datasets.DatasetError as exc:
         st.error(str(exc))
+        if is_downloadable(state.dataset) and not state.data_dir and shown("data"):
+            download_control(state.dataset)
         return None
     st.markdown(info.description)
     sizes = pd.DataFrame(info.split_sizes).rename_axis("class")
@@ -279,6 +282,54 @@ def data_section() -> datasets.DatasetInfo | None:
     if shown("data"):
         subset_and_size_controls(info)
     return info
+
+
+def download_control(name: str) -> None:
+    """Fetch a course dataset on first use, with a progress bar."""
+    size_mb = download_bytes(name) / 1e6
+    if not st.button(f"Download {datasets.REGISTRY[name].title} ({size_mb:.0f} MB)", type="primary"):
+        return
+    bar = st.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int) -> None:
+        fraction = done / total if total else 0.0
+        bar.progress(min(fraction, 1.0), text=f"Downloaded {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        ensure_dataset(name, progress)
+    except DownloadError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    describe_dataset.clear()
+    st.rerun()
+
+
+def upload_control() -> None:
+    """Unpack a zip of the user's own images inside the lab's data folder, checked, once per file."""
+    upload = st.file_uploader(
+        "Upload a zip of your own images",
+        type=["zip"],
+        help="Class subfolders, with or without train/ and validation/ around them. "
+        "Without them the lab holds out a seeded 20% for validation.",
+    )
+    if upload is None:
+        return
+    state = st.session_state
+    done = state.setdefault("uploads", {})
+    if upload.file_id not in done:
+        try:
+            done[upload.file_id] = ingest_upload(upload.getvalue(), upload.name)
+        except datasets.DatasetError as exc:
+            done[upload.file_id] = str(exc)
+    report = done[upload.file_id]
+    if isinstance(report, str):
+        st.error(report)
+        return
+    st.success(report.summary())
+    if state.data_dir != str(report.data_dir):
+        state.data_dir = str(report.data_dir)
+        st.rerun()
 
 
 def subset_and_size_controls(info: datasets.DatasetInfo) -> None:

@@ -151,9 +151,9 @@ class RunConfig:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # -- a page's URL ---------------------------------------------------------------------
-    def to_query(self) -> dict[str, str]:
-        """The fields that differ from the defaults, as URL query parameters (knobs by bare name)."""
-        default = RunConfig()
+    def to_query(self, base: RunConfig | None = None) -> dict[str, str]:
+        """The fields that differ from `base` (the defaults), as URL query parameters (knobs by bare name)."""
+        default = base or RunConfig()
         query = {
             f.name: _query_text(getattr(self, f.name))
             for f in fields(self)
@@ -166,10 +166,11 @@ class RunConfig:
         return query
 
     @classmethod
-    def from_query(cls, query: dict[str, str]) -> RunConfig:
-        """The configuration a link describes; other query parameters are ignored."""
+    def from_query(cls, query: dict[str, str], base: RunConfig | None = None) -> RunConfig:
+        """The configuration a link describes, on top of `base`; other query parameters are ignored."""
         names = {f.name for f in fields(cls)} | {f.name for f in fields(Augmentation)}
-        return cls().with_overrides({k: v for k, v in query.items() if k in names and k != "augmentation"})
+        overrides = {k: v for k, v in query.items() if k in names and k != "augmentation"}
+        return (base or cls()).with_overrides(overrides)
 
     # -- serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
