@@ -1,0 +1,171 @@
+"""`python -m lab.bench` as a smoke test: tiny settings on the builtin cartoons written to a temp folder.
+
+Nothing here asserts a timing (the machine is shared and noisy): only the shape of the JSON, that every
+figure is a positive number, and that the ratios are the ones the epoch seconds give.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import bench
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"course_plain", "course_aug", "lab_plain", "lab_aug", "floor"}
+RATIOS = {"lab_aug_over_lab_plain", "lab_aug_over_floor", "lab_aug_over_course_aug"}
+
+
+def run_bench(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "lab.bench", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def positive(value) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    done = run_bench(
+        "--size", "48", "--epochs", "2", "--train-images", "40", "--data", "builtin",
+        "--extras", "lab_plain_u8", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_json_has_every_variant_and_ratio(tiny):
+    assert tiny["size"] == 48
+    for key in ("epoch_seconds", "cpu_seconds", "images_per_second", "peak_mb"):
+        assert set(tiny[key]) == VARIANTS, key
+        assert all(positive(v) for v in tiny[key].values()), (key, tiny[key])
+    assert RATIOS <= set(tiny["ratios"])
+    assert all(positive(v) for v in tiny["ratios"].values()), tiny["ratios"]
+    # One size: `results` holds that one size, the same figures as the top level.
+    assert [r["size"] for r in tiny["results"]] == [48]
+    assert tiny["results"][0]["epoch_seconds"] == tiny["epoch_seconds"]
+    assert tiny["machine"]["cpus"] >= 1 and tiny["machine"]["tensorflow"]
+
+
+def test_ratios_are_the_epoch_seconds_divided(tiny):
+    seconds = tiny["epoch_seconds"]
+    for name, (top, bottom) in bench.RATIOS.items():
+        assert tiny["ratios"][name] == pytest.approx(seconds[top] / seconds[bottom]), name
+    cpu = tiny["cpu_seconds"]
+    for name, (top, bottom) in bench.RATIOS.items():
+        assert tiny["cpu_ratios"][name] == pytest.approx(cpu[top] / cpu[bottom]), name
+    for variant, rate in tiny["images_per_second"].items():
+        assert rate == pytest.approx(40 / seconds[variant]), variant
+
+
+def test_every_variant_trained_the_same_images_for_the_asked_epochs(tiny):
+    runs = tiny["results"][0]["runs"]
+    for name in VARIANTS | {"lab_plain_u8"}:
+        run = runs[name]
+        assert "error" not in run, run
+        assert run["images"] == 40 and run["steps"] == 2, name
+        assert len(run["epoch_seconds_all"]) == 1 + 2, name  # one warm-up epoch, two measured
+        assert run["peak_mb"] >= run["rss_after_import_mb"] > 0, name
+
+
+def test_an_extra_is_reported_against_its_base_measured_beside_it(tiny):
+    extra = tiny["extras"]["lab_plain_u8"]
+    assert extra["base"] == "lab_plain" and extra["error"] is None
+    assert extra["over_base"] == pytest.approx(extra["epoch_seconds"] / extra["base_epoch_seconds"])
+    assert extra["cpu_over_base"] == pytest.approx(extra["cpu_seconds"] / extra["base_cpu_seconds"])
+    # The base ran again in the extra's group, beside it: its own figures, not the core group's.
+    again = tiny["results"][0]["extra_bases"]["lab_plain"]
+    assert again["epoch_seconds"] == extra["base_epoch_seconds"]
+
+
+def test_groups_put_each_extra_beside_its_base():
+    groups = bench.plan_groups(list(bench.CORE), list(bench.EXTRAS))
+    assert groups[0] == list(bench.CORE)
+    assert sorted(n for g in groups[1:] for n in g if n in bench.EXTRAS) == sorted(bench.EXTRAS)
+    for group in groups[1:]:
+        assert len(group) <= 6
+        for name in group:
+            if name in bench.EXTRAS:
+                assert bench.EXTRAS[name].base in group, (name, group)
+
+
+def test_several_sizes_are_listed_in_order(tmp_path):
+    done = run_bench(
+        "--size", "48,56", "--epochs", "1", "--train-images", "20", "--data", "builtin",
+        "--variants", "lab_plain,floor", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["size"] for r in report["results"]] == [48, 56]
+    assert report["size"] == 48
+    for result in report["results"]:
+        assert positive(result["epoch_seconds"]["lab_plain"]) and positive(result["epoch_seconds"]["floor"])
+        assert result["epoch_seconds"]["course_plain"] is None  # not asked for: null, not a made-up figure
+        assert result["ratios"]["lab_plain_over_floor"] == pytest.approx(
+            result["epoch_seconds"]["lab_plain"] / result["epoch_seconds"]["floor"]
+        )
+
+
+def test_arguments():
+    assert bench.parse_sizes(["150,64", "96"]) == [150, 64, 96]
+    assert bench.parse_sizes(None) == [150, 64]
+    assert bench.parse_extras("all") == list(bench.EXTRAS)
+    assert bench.parse_extras("none") == []
+    with pytest.raises(SystemExit):
+        bench.parse_extras("warp_drive")
+    for name, extra in bench.EXTRAS.items():
+        assert extra.base in bench.CORE, name
+    assert bench.parse_train_images("1000", [150, 64]) == {150: 1000, 64: 1000}
+    assert bench.parse_train_images("150:1000", [150, 64]) == {150: 1000, 64: 0}
+
+
+def test_a_subset_folder_links_the_same_class_balanced_images(tmp_path, image_folder):
+    source = image_folder(train=10, validation=3)
+    subset = bench.subset_folder(source, tmp_path / "subset", 8, seed=1)
+    for split, count in (("train", 4), ("validation", 3)):
+        for name in ("cats", "dogs"):
+            files = sorted((subset / split / name).iterdir())
+            assert len(files) == count, (split, name)
+            assert all(f.is_symlink() and f.resolve().parent == source / split / name for f in files)
+
+
+def test_growth_slope():
+    assert bench._slope([100.0, 101.0, 102.0, 103.0]) == pytest.approx(1.0)
+    assert bench._slope([5.0, 5.0, 5.0]) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"rotation_range": 40, "width_shift_range": 0.2, "height_shift_range": 0.2, "shear_range": 0.2,
+         "zoom_range": 0.2, "horizontal_flip": True},
+        {"rotation_range": 30, "horizontal_flip": True, "vertical_flip": True, "fill_mode": "reflect"},
+        {"zoom_range": 0.3, "vertical_flip": True, "fill_mode": "constant", "cval": 7.0, "contrast_range": 0.2},
+        {"width_shift_range": 0.3, "horizontal_flip": True, "fill_mode": "wrap", "brightness_range": 0.2},
+        {"horizontal_flip": True},
+    ],
+)  # fmt: skip
+def test_folding_the_flips_into_the_affine_resample_draws_the_same_images(knobs):
+    """The `lab_aug_fold` extra (a proposal for lab/augment.py) changes the work, not the pixels."""
+    import numpy as np
+    import tensorflow as tf
+
+    from lab.augment import make_layer
+    from lab.config import Augmentation
+
+    aug = Augmentation(**knobs)
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 40, 40, 3), dtype=np.uint8))
+    for step in range(3):
+        seed = tf.constant([42, step], tf.int64)
+        expected = make_layer(aug)(images, seed=seed).numpy()
+        folded = bench.folded_layer(aug)(images, seed=seed).numpy()
+        # Only float rounding of the sampling coordinates differs: far below one grey level.
+        np.testing.assert_allclose(folded, expected, atol=0.05)
