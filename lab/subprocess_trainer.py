@@ -36,6 +36,9 @@ from lab.errors import RunCancelled
 
 _PREFIX = "@@lab "  # marks protocol lines, so a stray print in the child cannot confuse the parent
 STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
+# TensorFlow keeps about 10 MB per finished run after clear_session (its traced training
+# step, see docs/performance.md): past this much growth the child is replaced.
+RECYCLE_GROWTH_MB = 100
 
 
 class TrainingFailed(RuntimeError):
@@ -51,6 +54,7 @@ class SubprocessTrainer:
         self._child: subprocess.Popen | None = None
         self._messages: queue.Queue = queue.Queue()
         self._jobs_done = 0
+        self._first_rss: float | None = None
         self._lock = threading.Lock()
 
     def __call__(
@@ -107,9 +111,13 @@ class SubprocessTrainer:
 
     def _finish_job(self) -> None:
         self._jobs_done += 1
-        if self._jobs_done >= self.jobs_per_process:
+        rss = _rss_mb(self._child.pid) if self._child is not None else None
+        if self._first_rss is None:
+            self._first_rss = rss
+        grown = rss is not None and self._first_rss is not None and rss - self._first_rss > RECYCLE_GROWTH_MB
+        if self._jobs_done >= self.jobs_per_process or grown:
             self.close()
-            self._jobs_done = 0
+            self._jobs_done, self._first_rss = 0, None
 
     def _ensure_child(self) -> subprocess.Popen:
         if self._child is not None and self._child.poll() is None:
@@ -118,7 +126,7 @@ class SubprocessTrainer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._messages = queue.Queue()
-        self._jobs_done = 0
+        self._jobs_done, self._first_rss = 0, None
         self._child = subprocess.Popen(
             [sys.executable, "-u", "-m", "lab.subprocess_trainer"],
             stdin=subprocess.PIPE,
@@ -147,6 +155,18 @@ def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
     messages.put({"exit": child.wait()})
 
 
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB, where /proc tells (Linux); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _death_notice(code: int | None) -> str:
     hint = (
         " (killed: most likely out of memory; try smaller images or fewer training images)" if code in (-9, 137) else ""
@@ -157,6 +177,10 @@ def _death_notice(code: int | None) -> str:
 # -- the child's side ---------------------------------------------------------------------
 def serve() -> None:
     """Read jobs from stdin and train them one by one, reporting on stdout."""
+    # A lower priority, set before TensorFlow starts its thread pools (they inherit it):
+    # the page wins the cores when a visitor clicks while a model trains.
+    if hasattr(os, "nice"):
+        os.nice(10)
     from lab.train import train
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
