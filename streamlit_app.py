@@ -249,8 +249,8 @@ def data_section() -> datasets.DatasetInfo | None:
     if shown("data"):
         st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
     folders = server_folders_allowed(secrets())
-    if not folders and state.data_dir and not is_upload_folder(state.data_dir):
-        state.data_dir = ""  # hosted: the server's folders stay private; uploads are the lab's own
+    if not folders and state.data_dir and (state.dataset != "folder" or not is_upload_folder(state.data_dir)):
+        state.data_dir = ""  # hosted: the server's folders stay private; an upload is "Your own folder" only
     if state.dataset == "folder" and shown("data"):
         upload_control()
     if state.dataset != "builtin" and folders and shown("data"):
@@ -263,6 +263,10 @@ def data_section() -> datasets.DatasetInfo | None:
             help="train/<class>/ and validation/<class>/, or <class>/ folders that the lab splits. "
             "Leave empty to use the dataset's default folder.",
         )
+    if state.dataset == "folder" and not state.data_dir:
+        where = ", or type the path of a folder on this computer." if folders else "."
+        st.info("Upload a zip of your own images above" + where)
+        return None
     try:
         info = describe_dataset(state.dataset, (state.data_dir or None), 0.2, state.seed)
     except datasets.DatasetError as exc:

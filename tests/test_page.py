@@ -180,7 +180,8 @@ def test_folder_dataset_missing_then_real_folder(lab_env, image_folder, tmp_path
     page = lab_env.page().run()
     page.selectbox("Dataset").select("folder")
     page.run()
-    assert any("needs a folder" in e for e in page.texts("error")), page.texts("error")
+    assert not page.texts("error"), "no error before the user has had a chance to give a folder"
+    assert any("Upload a zip of your own images" in i for i in page.texts("info")), page.texts("info")
 
     missing = tmp_path / "no-such-folder"
     page.text_input("Folder on this computer").input(str(missing))
