@@ -19,15 +19,10 @@ from pathlib import Path
 import pytest
 from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from lab import bench
+
+CHROMIUM = Path(bench.CHROMIUM)
+CHROMIUM_ARGS = bench.CHROMIUM_ARGS  # one list of flags for every headless Chromium the project starts
 # Streamlit scrolls inside an inner container, so a full-page screenshot shows one screen:
 # a tall window holds the whole page.
 VIEWPORT = {"width": 1400, "height": 3600}

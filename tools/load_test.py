@@ -31,20 +31,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lab.bench import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.presets import load_preset  # noqa: E402
 from lab.store import RunStore  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The load test adds one flag: twenty pages at once outgrow /dev/shm.
+BROWSER_ARGS = [*CHROMIUM_ARGS, "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:
