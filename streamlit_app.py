@@ -23,7 +23,7 @@ from lab.estimate import estimate_seconds, format_duration
 from lab.hosting import apply_limits, host_limits, server_folders_allowed
 from lab.ingest import ingest_upload, is_upload_folder
 from lab.presets import list_presets, load_preset
-from lab.recordings import list_recordings, load_recording
+from lab.recordings import RECORDINGS_DIR, list_recordings, load_recording
 from lab.store import RunStore, default_store_root
 from lab.subprocess_trainer import SubprocessTrainer
 from lab.worker import QueueFull, Worker
@@ -508,13 +508,28 @@ def recorded_section() -> None:
         return
     with st.expander("Recorded runs: full-length results without waiting"):
         name = st.selectbox("Recording", names, key="recording")
-        recording = load_recording(name)
+        recording, figure = recorded_figure(name, recording_version(name))
         st.caption(recording.title())
-        runs = recording.runs
-        figure = figures.compare_figure(runs.get("baseline"), runs.get("augmented"), epochs=recording.config.epochs)
         st.plotly_chart(figure, width="stretch", key=f"recording-{name}")
-        for side, frame in runs.items():
+        for side, frame in recording.runs.items():
             st.markdown(f"**{side.capitalize()}:** {hist.reading(hist.summarize(frame))}")
+
+
+def recording_version(name: str) -> float:
+    path = RECORDINGS_DIR / f"{name}.json"
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def recorded_figure(name: str, version: float):
+    """One figure per recording for the whole server: building it costs more than the rest of a rerun.
+
+    Shared, never mutated: `st.plotly_chart` copies a figure (`to_dict`) before sending it.
+    """
+    recording = load_recording(name)
+    runs = recording.runs
+    figure = figures.compare_figure(runs.get("baseline"), runs.get("augmented"), epochs=recording.config.epochs)
+    return recording, figure
 
 
 def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:
