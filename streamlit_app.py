@@ -515,13 +515,13 @@ def recorded_section() -> None:
             st.markdown(f"**{side.capitalize()}:** {hist.reading(hist.summarize(frame))}")
 
 
-def recording_version(name: str) -> float:
+def recording_version(name: str) -> int:
     path = RECORDINGS_DIR / f"{name}.json"
-    return path.stat().st_mtime if path.exists() else 0.0
+    return path.stat().st_mtime_ns if path.exists() else 0
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def recorded_figure(name: str, version: float):
+def recorded_figure(name: str, version: int):
     """One figure per recording for the whole server: building it costs more than the rest of a rerun.
 
     Shared, never mutated: `st.plotly_chart` copies a figure (`to_dict`) before sending it.
