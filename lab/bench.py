@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class Variant:
     uint8_to_model: bool = False  # hand uint8 batches to the model, which rescales in its first layer
     onednn: bool = True  # TF_ENABLE_ONEDNN_OPTS
     course_workers: int = 0  # PyDataset workers for the course's iterator; 0: Keras' default (1: in-line)
-    fold_flips: bool = False  # flips folded into the one affine resample (see folded_layer)
     index_shuffle: bool = False  # decoded images in one uint8 array; shuffle indices, gather batches
 
 
@@ -122,7 +121,6 @@ EXTRAS: dict[str, Variant] = {
         Variant("floor_noonednn", "floor", False, "TF_ENABLE_ONEDNN_OPTS=0", "floor", onednn=False),
         Variant("lab_aug_noonednn", "lab", True, "TF_ENABLE_ONEDNN_OPTS=0", "lab_aug", onednn=False),
         Variant("course_aug_w2", "course", True, "PyDataset workers=2 (threads)", "course_aug", course_workers=2),
-        Variant("lab_aug_fold", "lab", True, "flips folded into the affine matrix", "lab_aug", fold_flips=True),
         Variant("lab_aug_index", "lab", True, "one uint8 array, shuffled indices", "lab_aug", index_shuffle=True),
     )
 }
@@ -251,11 +249,11 @@ def _lab_pipeline(variant: Variant, config):
         return _index_pipeline(variant, config)
     data = datasets.load(config)
     steps = math.ceil(data.train_count / config.batch_size)
-    if not (variant.parallel_calls or variant.tfdata_threads or variant.uint8_to_model or variant.fold_flips):
+    if not (variant.parallel_calls or variant.tfdata_threads or variant.uint8_to_model):
         dataset, steps = datasets.training_pipeline(data, config)
         return dataset, steps, data.train_count
     aug = config.augmentation
-    layer = (folded_layer(aug) if variant.fold_flips else make_layer(aug)) if aug.enabled else None
+    layer = make_layer(aug) if aug.enabled else None
 
     def prepare(step, batch):
         images, labels = batch
@@ -274,76 +272,6 @@ def _lab_pipeline(variant: Variant, config):
         options.threading.private_threadpool_size = variant.tfdata_threads
         dataset = dataset.with_options(options)
     return dataset, steps, data.train_count
-
-
-def fold_flips(rows, params: dict, aug, height: int, width: int):
-    """Fold the horizontal and vertical flips into the affine rows (a00, a01, a02, a10, a11, a12).
-
-    `apply_parameters` resamples with the affine matrix and then mirrors the result; mirroring the output
-    x is sampling at W-1-x, so the flipped image is the affine one with x replaced by W-1-x (and y by H-1-y):
-    the same source coordinates, one resample instead of a resample, a reverse and a select.
-    """
-    import tensorflow as tf
-
-    a00, a01, a02, a10, a11, a12 = rows
-    if aug.horizontal_flip:
-        flip = tf.cast(params["hflip"], tf.float32)
-        sign = 1.0 - 2.0 * flip
-        a02, a12 = a02 + flip * a00 * (width - 1), a12 + flip * a10 * (width - 1)
-        a00, a10 = a00 * sign, a10 * sign
-    if aug.vertical_flip:
-        flip = tf.cast(params["vflip"], tf.float32)
-        sign = 1.0 - 2.0 * flip
-        a02, a12 = a02 + flip * a01 * (height - 1), a12 + flip * a11 * (height - 1)
-        a01, a11 = a01 * sign, a11 * sign
-    return a00, a01, a02, a10, a11, a12
-
-
-def folded_apply(images, params: dict, aug):
-    """`lab.augment.apply_parameters` with the flips folded into the affine resample (when there is one)."""
-    import keras
-    import tensorflow as tf
-
-    from lab.augment import affine_matrix, apply_parameters
-
-    geometric = aug.rotation_range or aug.width_shift_range or aug.height_shift_range
-    geometric = geometric or aug.shear_range or aug.zoom_range
-    if not geometric or not (aug.horizontal_flip or aug.vertical_flip):
-        return apply_parameters(images, params, aug)
-    height, width = int(images.shape[1]), int(images.shape[2])
-    names = ("theta", "tx", "ty", "shear", "zx", "zy")
-    rows = affine_matrix(*(params[n] for n in names), height, width, xp=tf.experimental.numpy)
-    rows = fold_flips([tf.cast(r, tf.float32) for r in rows], params, aug, height, width)
-    zeros = tf.zeros_like(rows[0])
-    transforms = tf.stack(list(rows) + [zeros, zeros], axis=1)
-    images = keras.ops.image.affine_transform(
-        images, transforms, interpolation="bilinear", fill_mode=aug.fill_mode, fill_value=aug.cval
-    )
-    rest = replace(aug, horizontal_flip=False, vertical_flip=False, rotation_range=0.0, width_shift_range=0.0)
-    rest = replace(rest, height_shift_range=0.0, shear_range=0.0, zoom_range=0.0)
-    return apply_parameters(images, params, rest)  # brightness and contrast, as before
-
-
-def folded_layer(aug):
-    """The lab's `Augment` layer with `folded_apply`: the same draws, the same pixels, fewer passes."""
-    import keras
-
-    from lab.augment import sample_parameters
-
-    class FoldedAugment(keras.layers.Layer):
-        def __init__(self, augmentation, **kwargs):
-            super().__init__(trainable=False, **kwargs)
-            self.augmentation = augmentation
-
-        def call(self, images, seed):
-            import tensorflow as tf
-
-            images = tf.cast(images, tf.float32)
-            shape = tf.shape(images)
-            params = sample_parameters(self.augmentation, shape[0], images.shape[1], images.shape[2], seed)
-            return folded_apply(images, params, self.augmentation)
-
-    return FoldedAugment(aug, name="augment")
 
 
 def _index_pipeline(variant: Variant, config):

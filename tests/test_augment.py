@@ -537,3 +537,31 @@ def test_keras_layers_code_contrast_draws_the_labs_range():
 def test_shear_note_says_degrees():
     note = shear_note(Augmentation(shear_range=0.2))
     assert "degrees" in note and "0.2" in note
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"rotation_range": 40, "width_shift_range": 0.2, "height_shift_range": 0.2, "shear_range": 0.2,
+         "zoom_range": 0.2, "horizontal_flip": True},
+        {"rotation_range": 30, "horizontal_flip": True, "vertical_flip": True, "fill_mode": "reflect"},
+        {"zoom_range": 0.3, "vertical_flip": True, "fill_mode": "constant", "cval": 7.0, "contrast_range": 0.2},
+        {"width_shift_range": 0.3, "horizontal_flip": True, "fill_mode": "wrap", "brightness_range": 0.2},
+    ],
+)  # fmt: skip
+def test_flips_folded_into_the_resample_equal_resampling_then_mirroring(knobs):
+    """The flips ride on the affine resample: the images are those of resampling first, then mirroring."""
+
+    aug = Augmentation(**knobs)
+    unflipped = dataclasses.replace(aug, horizontal_flip=False, vertical_flip=False)
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 40, 40, 3)), tf.float32)
+    params = sample_parameters(aug, 16, 40, 40, tf.constant([42, 3], tf.int64))
+    assert 0 < int(tf.reduce_sum(tf.cast(params["hflip"] | params["vflip"], tf.int32))) < 16
+    expected = apply_parameters(images, params, unflipped).numpy()
+    hflip, vflip = params["hflip"].numpy(), params["vflip"].numpy()
+    expected[hflip] = expected[hflip][:, :, ::-1]
+    expected[vflip] = expected[vflip][:, ::-1]
+    folded = apply_parameters(images, params, aug).numpy()
+    # Only float rounding of the sampling coordinates differs: far below one grey level.
+    np.testing.assert_allclose(folded, expected, atol=0.05)
+    assert np.abs(folded - apply_parameters(images, params, unflipped).numpy()).max() > 10  # the flips did flip

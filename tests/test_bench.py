@@ -140,32 +140,3 @@ def test_a_subset_folder_links_the_same_class_balanced_images(tmp_path, image_fo
 def test_growth_slope():
     assert bench._slope([100.0, 101.0, 102.0, 103.0]) == pytest.approx(1.0)
     assert bench._slope([5.0, 5.0, 5.0]) == pytest.approx(0.0)
-
-
-@pytest.mark.parametrize(
-    "knobs",
-    [
-        {"rotation_range": 40, "width_shift_range": 0.2, "height_shift_range": 0.2, "shear_range": 0.2,
-         "zoom_range": 0.2, "horizontal_flip": True},
-        {"rotation_range": 30, "horizontal_flip": True, "vertical_flip": True, "fill_mode": "reflect"},
-        {"zoom_range": 0.3, "vertical_flip": True, "fill_mode": "constant", "cval": 7.0, "contrast_range": 0.2},
-        {"width_shift_range": 0.3, "horizontal_flip": True, "fill_mode": "wrap", "brightness_range": 0.2},
-        {"horizontal_flip": True},
-    ],
-)  # fmt: skip
-def test_folding_the_flips_into_the_affine_resample_draws_the_same_images(knobs):
-    """The `lab_aug_fold` extra (a proposal for lab/augment.py) changes the work, not the pixels."""
-    import numpy as np
-    import tensorflow as tf
-
-    from lab.augment import make_layer
-    from lab.config import Augmentation
-
-    aug = Augmentation(**knobs)
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 40, 40, 3), dtype=np.uint8))
-    for step in range(3):
-        seed = tf.constant([42, step], tf.int64)
-        expected = make_layer(aug)(images, seed=seed).numpy()
-        folded = bench.folded_layer(aug)(images, seed=seed).numpy()
-        # Only float rounding of the sampling coordinates differs: far below one grey level.
-        np.testing.assert_allclose(folded, expected, atol=0.05)
