@@ -76,9 +76,11 @@ class IngestReport:
         if self.reused:
             text.append("The same zip was uploaded before: its folder is reused and nothing was unpacked again.")
         if self.skipped:
-            text.append(f"{len(self.skipped)} files skipped: {tally_notes(self.skipped)}.")
+            text.append(f"{plural(len(self.skipped), 'file')} skipped: {tally_notes(self.skipped)}.")
         if self.converted:
-            text.append(f"{len(self.converted)} images converted while decoding: {tally_notes(self.converted)}.")
+            text.append(
+                f"{plural(len(self.converted), 'image')} converted while decoding: {tally_notes(self.converted)}."
+            )
         return " ".join(text)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +181,7 @@ def _ingest(
     try:
         clutter = unpack_zip(source, staging / "files", ZipLimits.from_env(), filename)
         found = _list(dataset_root(staging / "files"), filename, validation_split, seed)
+        clutter += _loose_files(found)
         found.root.rename(staging / DATASET)
         remove_tree(staging / "files")  # only empty wrapping folders are left in it
         meta = {"filename": filename, "content_hash": digest, "clutter": [[n.path, n.reason] for n in clutter]}
@@ -198,6 +201,19 @@ def _list(folder: Path, filename: str, validation_split: float, seed: int) -> Li
         # Name the zip, not the temporary folder the user never sees.
         message = str(exc).replace(f"{folder}/", "").replace(str(folder), "the zip").rstrip(".")
         raise IngestError(f"{filename} was refused: {message}. Nothing was kept.") from exc
+
+
+def _loose_files(found: Listing) -> list[FileNote]:
+    """Files beside the class folders (a README, a stray image): unused, and the report says so."""
+    info = get_info("folder")
+    splits = () if found.split_by_fraction else (*info.train_dirs, *info.validation_dirs)
+    levels = [found.root, *(found.root / split for split in splits)]
+    loose = [path for level in levels if level.is_dir() for path in sorted(level.iterdir()) if path.is_file()]
+    return [FileNote(path.relative_to(found.root).as_posix(), "not in a class folder") for path in loose]
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _publish(staging: Path, final: Path) -> bool:

@@ -157,6 +157,21 @@ def test_a_non_image_file_is_skipped_and_counted(root):
 
 
 @pytest.mark.parametrize(
+    "files, loose",
+    [
+        ({**two_classes(3), "README.txt": b"my pets", "stray.png": image_bytes(0)}, ["README.txt", "stray.png"]),
+        ({**two_classes(3, "train/"), **two_classes(2, "validation/"), "train/labels.csv": b"a"}, ["train/labels.csv"]),
+    ],
+)
+def test_files_beside_the_class_folders_are_reported_as_skipped_also_when_reused(root, files, loose):
+    for attempt in range(2):  # the second upload of the same zip reuses its folder and keeps the notes
+        report = ingest_upload(zip_bytes(files), "pets.zip")
+        assert report.reused == bool(attempt)
+        assert sorted(n.path for n in report.skipped if n.reason == "not in a class folder") == loose
+        assert f"{len(loose)} file{'s' if len(loose) > 1 else ''} skipped: " in report.summary()
+
+
+@pytest.mark.parametrize(
     "name, data, words",
     [
         ("cats/cut.jpg", truncated(image_bytes(0, fmt="JPEG")), "damaged or truncated"),
@@ -411,7 +426,7 @@ def test_cli_data_takes_a_zip_and_unpacks_it_once(root, tmp_path, capsys):
     name, config = resolve_config("quick", str(upload), [])
     assert config.dataset == "folder" and Path(config.data_dir).parent.parent == uploads_root(root)
     err = capsys.readouterr().err
-    assert "my pets.zip: 8 images in 2 classes" in err and "1 files skipped: 1 not an image" in err
+    assert "my pets.zip: 8 images in 2 classes" in err and "1 file skipped: 1 not an image" in err
     again = resolve_config("quick", str(upload), [])[1]
     assert again == config and "uploaded before" in capsys.readouterr().err
 
