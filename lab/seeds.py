@@ -72,6 +72,28 @@ def submit_in_order(worker: Worker, configs: Sequence[RunConfig], owner: str | N
     return []
 
 
+def unsubmitted(worker: Worker, keys: Sequence[str]) -> list[RunConfig]:
+    """The runs of a comparison (`keys` from `comparison_configs`) still to hand to the worker.
+
+    After a refresh the page knows the keys from its link but not which runs the closed page
+    had yet to submit. While the comparison still trains, those are the runs the worker has
+    never heard of; their configurations follow from the first seed's stored run. A finished
+    or cancelled comparison gets nothing: opening its link never starts training.
+    """
+    if len(keys) <= 2:
+        return []
+    statuses = [worker.status(key) for key in keys]
+    if not any(status.active for status in statuses):
+        return []
+    stored = worker.store.load(keys[1])
+    if stored is None:
+        return []
+    configs = comparison_configs(stored.config, len(keys) // 2)
+    if [config.key() for config in configs] != list(keys):
+        return []  # not a comparison this page asked for
+    return [config for config, status in zip(configs, statuses, strict=True) if status.state == "unknown"]
+
+
 # -- histories ------------------------------------------------------------------------------
 def aggregate(histories: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per epoch, over the histories that have reached it: mean, min, max and std of each metric.
@@ -155,6 +177,16 @@ def _finals(histories: Sequence[pd.DataFrame]) -> list[float]:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def summary_row(summary: dict[str, Any], seeds: int) -> dict[str, str]:
+    """A side's row of the page's table: means ± standard deviations across its seeds."""
+    low, high = summary["best_epochs"]
+    row = {"seeds": f"{summary['seeds']} of {seeds}"}
+    for field in ("accuracy", "val_accuracy", "gap", "best_val_accuracy"):
+        row[field] = format_mean_std(summary[field], summary[f"{field}_std"])
+    row["best_epoch"] = str(low) if low == high else f"{low}–{high}"
+    return row
 
 
 def format_mean_std(mean: float, std: float, number: str = ".1%") -> str:
