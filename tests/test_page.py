@@ -570,6 +570,17 @@ def test_cancel_stops_every_seed_including_those_not_yet_handed_over(lab_env):
     assert any("seeds done." in c for c in page.captions())
 
 
+def test_a_link_asks_for_seeds_within_what_the_server_allows(lab_env):
+    page = lab_env.page({"seeds": "4"}).run()
+    assert page.number_input(SEEDS).value == 4 and page.number_input(SEEDS).max == 5
+    assert page.query()["seeds"] == "4"
+    lab_env.monkeypatch.setenv("LAB_HOSTED", "1")
+    hosted = lab_env.page({"seeds": "5"}).run()
+    assert hosted.number_input(SEEDS).max == 3 and hosted.number_input(SEEDS).value == 3
+    assert hosted.query()["seeds"] == "3", "the link says what the page does"
+    assert lab_env.page({"seeds": "many"}).run().number_input(SEEDS).value == 1
+
+
 # -- history --------------------------------------------------------------------------------
 def test_reopen_two_runs_from_the_history(lab_env):
     lab_env.use_fake_trainer()

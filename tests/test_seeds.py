@@ -7,9 +7,11 @@ import threading
 
 import pandas as pd
 import pytest
+from page_helpers import wait_for
 
 from lab import seeds
 from lab.config import RunConfig
+from lab.errors import RunCancelled
 from lab.history import COLUMNS, from_rows
 from lab.store import RunStore
 from lab.worker import MAX_WAITING_PER_OWNER, Worker
@@ -125,6 +127,43 @@ def test_submit_in_order_hands_over_what_the_queue_takes_and_keeps_the_rest(tmp_
         assert all(worker.status(c.key()).active for c in submitted)
         assert all(worker.status(c.key()).state == "unknown" for c in left)
         assert seeds.submit_in_order(worker, configs[:2], owner="visitor") == [], "queued runs are shared, not added"
+    finally:
+        release.set()
+        worker.shutdown(timeout=15)
+
+
+def test_summary_row_shows_mean_and_std_and_the_best_epochs():
+    runs = [history([0.5, 0.6], val_loss=[0.5, 0.4]), history([0.7, 0.8], val_loss=[0.3, 0.4])]
+    row = seeds.summary_row(seeds.summarize_seeds(runs), 3)
+    assert row["seeds"] == "2 of 3"
+    assert row["val_accuracy"] == "70.0% ± 14.1%"
+    assert row["gap"] == "10.0% ± 0.0%"
+    assert row["best_epoch"] == "1–2"
+
+
+def test_unsubmitted_names_the_runs_a_closed_page_had_not_handed_over_while_the_comparison_runs(tmp_path):
+    release = threading.Event()
+
+    def stoppable_train(config, on_epoch=None, should_stop=None):
+        while not release.wait(0.01):
+            if should_stop is not None and should_stop():
+                raise RunCancelled(history([]))
+        return history([0.5])
+
+    worker = Worker(RunStore(tmp_path / "runs"), train_fn=stoppable_train)
+    try:
+        configs = seeds.comparison_configs(RunConfig(epochs=1, augmentation={"rotation_range": 30.0}), 3)
+        keys = [c.key() for c in configs]
+        assert seeds.unsubmitted(worker, keys) == [], "nothing submitted, nothing running: a link never starts one"
+        for config in configs[:4]:
+            worker.submit(config, owner="closed page")
+        assert seeds.unsubmitted(worker, keys) == configs[4:]
+        assert seeds.unsubmitted(worker, keys[:2]) == [], "one seed is submitted whole"
+        assert seeds.unsubmitted(worker, [*keys[:4], "other", "runs"]) == [], "only the runs of one comparison"
+        for key in keys[:4]:
+            worker.cancel(key)
+        wait_for(lambda: not any(worker.status(k).active for k in keys), 10, step=0.05, what="the runs to stop")
+        assert seeds.unsubmitted(worker, keys) == [], "a cancelled comparison stays cancelled"
     finally:
         release.set()
         worker.shutdown(timeout=15)
