@@ -14,7 +14,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from lab import datasets, figures
+from lab import datasets, figures, seeds
 from lab import history as hist
 from lab.augment import image_data_generator_code, keras_layers_code, preview, shear_note
 from lab.config import Augmentation, ConfigError, RunConfig
@@ -26,7 +26,7 @@ from lab.presets import list_presets, load_preset
 from lab.recordings import RECORDINGS_DIR, list_recordings, load_recording
 from lab.store import RunStore, default_store_root
 from lab.subprocess_trainer import SubprocessTrainer
-from lab.worker import QueueFull, Worker
+from lab.worker import MAX_WAITING_PER_OWNER, Worker
 
 st.set_page_config(page_title="Overfitting Lab", page_icon="🧪", layout="wide")
 
@@ -35,6 +35,8 @@ BATCH_SIZES = [8, 16, 20, 32, 64, 128]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
 POLL_SECONDS = 1.5
 MAX_EPOCHS = 300
+MAX_SEEDS = 5
+SIDES = ("Without augmentation", "With augmentation")
 
 # (key, label, unit, min, max, step, default when switched on, help)
 KNOBS = [
@@ -93,6 +95,11 @@ def image_sizes() -> list[int]:
 def max_epochs() -> int:
     caps = limits()
     return MAX_EPOCHS if caps is None else min(MAX_EPOCHS, caps.max_epochs)
+
+
+def max_seeds() -> int:
+    caps = limits()
+    return MAX_SEEDS if caps is None else max(1, min(MAX_SEEDS, caps.max_seeds))
 
 
 def session_id() -> str:
@@ -161,6 +168,7 @@ def init_state() -> None:
         state.preview_seed = 0
         state.hidden = {name for name in st.query_params.get("hide", "").split(",") if name in HIDEABLE}
         apply_config_to_widgets(config_from_link())
+        state.seeds_per_side = seeds_from_link()
     else:
         # Streamlit forgets the value of a widget that was not drawn in a run; hidden
         # controls must keep theirs.
@@ -169,8 +177,23 @@ def init_state() -> None:
                 state[key] = state[key]
     # A link or a refresh carries the runs being watched, so a running job is found again.
     if "active" not in state:
-        keys = st.query_params.get("runs", "")
-        state.active = tuple(keys.split(",")) if keys.count(",") == 1 else None
+        state.active = runs_from_link()
+        state.pending = seeds.unsubmitted(get_worker(), state.active) if state.active else []
+
+
+def runs_from_link() -> tuple[str, ...] | None:
+    """`?runs=`: without and with augmentation, pair by pair for several seeds (`a,b` alone: one seed)."""
+    keys = tuple(key for key in st.query_params.get("runs", "").split(",") if key)
+    return keys if len(keys) % 2 == 0 and 2 <= len(keys) <= 2 * MAX_SEEDS else None
+
+
+def seeds_from_link() -> int:
+    """`?seeds=N`, kept within the seeds this server allows; 1 when absent or unreadable."""
+    try:
+        count = int(st.query_params.get("seeds", "1"))
+    except ValueError:
+        return 1
+    return max(1, min(count, max_seeds()))
 
 
 def config_from_link() -> RunConfig:
@@ -181,7 +204,7 @@ def config_from_link() -> RunConfig:
         base = load_preset(query["preset"]).config
     else:
         base = load_preset("quick").config
-    settings = {k: v for k, v in query.items() if k not in ("preset", "runs", "hide")}
+    settings = {k: v for k, v in query.items() if k not in ("preset", "runs", "hide", "seeds")}
     if not settings:
         return base
     try:
@@ -194,7 +217,7 @@ def config_from_link() -> RunConfig:
 
 def widget_keys() -> list[str]:
     keys = ["dataset", "data_dir", "image_size", "epochs", "batch_size", "learning_rate", "dropout", "seed"]
-    keys += ["fill_mode", "cval", "preset"]
+    keys += ["fill_mode", "cval", "preset", "seeds_per_side"]
     keys += [f"on_{key}" for key, *_ in KNOBS] + [f"value_{key}" for key, *_ in KNOBS]
     return keys + [f"on_{key}" for key, _ in FLIPS]
 
@@ -208,6 +231,8 @@ def sync_link(config: RunConfig | None) -> None:
     query = {"preset": st.session_state.preset}
     if config is not None:
         query.update(config.to_query(load_preset(st.session_state.preset).config))
+    if st.session_state.seeds_per_side > 1:
+        query["seeds"] = str(st.session_state.seeds_per_side)
     if st.session_state.active:
         query["runs"] = ",".join(st.session_state.active)
     if st.session_state.hidden:
@@ -439,53 +464,89 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
         st.warning("Pick a dataset that loads before training.")
         return
     try:
-        config = config_from_widgets()
-    except ConfigError as exc:
+        config, notes = apply_limits(config_from_widgets(), limits(), info.total("train"))
+        configs = seeds.comparison_configs(config, st.session_state.seeds_per_side)
+    except ConfigError as exc:  # a seed too large for seed + 1, ... among them
         st.error(str(exc))
         return
-    config, notes = apply_limits(config, limits(), info.total("train"))
     if notes:
         st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
     worker = get_worker()
-    baseline, augmented = config.without_augmentation(), config
     train_count = config.train_images or info.total("train")
     seconds = sum(
         0.0 if worker.status(c.key()).state == "done" else estimate_seconds(c, train_count, info.total("validation"))
-        for c in (baseline, augmented)
+        for c in configs
     )
-    active = st.session_state.active
-    running = active is not None and any(worker.status(k).active for k in active)
+    running = comparison_running()
     cols = st.columns([2, 1, 3])
     if not config.augmentation.enabled:
         cols[2].info("Switch on at least one augmentation to compare.")
     elif cols[0].button("▶ Train both runs", type="primary", disabled=running):
-        try:
-            keys = (worker.submit(baseline, owner=session_id()), worker.submit(augmented, owner=session_id()))
-        except QueueFull as exc:
-            st.warning(str(exc))
-        else:
-            st.session_state.active = keys
-            st.rerun()
+        start_comparison(configs)
     if running and cols[1].button("■ Cancel"):
-        for key in active:
-            worker.cancel(key, owner=session_id())
-        st.rerun()
+        cancel_comparison()
     if not running:
-        cols[2].caption(
-            f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
-            f"({config.epochs} epoch{'s' if config.epochs != 1 else ''} × 2 runs, {train_count} training images at {config.image_size} px)."
-            if seconds
-            else "Both runs are already in the run store: they show at once."
-        )
+        cols[2].caption(estimate_text(config, len(configs), seconds, train_count))
+
+
+def start_comparison(configs: list[RunConfig]) -> None:
+    """Hand the runs to the worker; those its queue cannot take yet follow as it drains (`top_up`)."""
+    left = seeds.submit_in_order(get_worker(), configs, session_id())
+    if len(left) == len(configs):
+        st.warning(f"{MAX_WAITING_PER_OWNER} of your runs are already waiting: let them finish or cancel them first")
+        return
+    st.session_state.active = tuple(c.key() for c in configs)
+    st.session_state.pending = left
+    st.rerun()
+
+
+def cancel_comparison() -> None:
+    st.session_state.pending = []  # first, so that no poll hands over a run being cancelled
+    for key in st.session_state.active:
+        get_worker().cancel(key, owner=session_id())
+    st.rerun()
+
+
+def comparison_running() -> bool:
+    """A run watched is queued or training, or still waits to be handed to the worker."""
+    active = st.session_state.active
+    if active is None:
+        return False
+    return bool(st.session_state.pending) or any(get_worker().status(k).active for k in active)
+
+
+def top_up() -> None:
+    """Hand the worker the runs of a many-seed comparison that its queue could not take before."""
+    if st.session_state.pending:
+        st.session_state.pending = seeds.submit_in_order(get_worker(), st.session_state.pending, session_id())
+
+
+def estimate_text(config: RunConfig, runs: int, seconds: float, train_count: int) -> str:
+    if not seconds:
+        return f"{'Both' if runs == 2 else f'All {runs}'} runs are already in the run store: they show at once."
+    per_side = f", {runs // 2} seeds per side" if runs > 2 else ""
+    return (
+        f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
+        f"({config.epochs} epoch{'s' if config.epochs != 1 else ''} × {runs} runs{per_side}, "
+        f"{train_count} training images at {config.image_size} px)."
+    )
 
 
 def training_settings() -> None:
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].slider("Epochs", 1, max_epochs(), key="epochs")
     cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
     cols[2].selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
     cols[3].slider("Dropout", 0.0, 0.9, step=0.1, key="dropout")
     cols[4].number_input("Seed", 0, 2**31 - 1, key="seed")
+    cols[5].number_input(
+        "Seeds per side",
+        1,
+        max_seeds(),
+        key="seeds_per_side",
+        help="Train each side with seeds seed, seed+1, …: the chart shows their mean with a band from the lowest "
+        "to the highest seed, so the luck of one seed is not read as a result.",
+    )
 
 
 def compare_section() -> None:
@@ -495,8 +556,8 @@ def compare_section() -> None:
         st.caption("Train both runs (section 3) and their curves appear here, live, epoch by epoch.")
         recorded_section()
         return
-    worker = get_worker()
-    polling = any(worker.status(k).active for k in active)
+    top_up()
+    polling = comparison_running()
     st.fragment(run_every=POLL_SECONDS if polling else None)(show_comparison)(active, polling)
     recorded_section()
 
@@ -532,13 +593,26 @@ def recorded_figure(name: str, version: int):
     return recording, figure
 
 
-def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:
+def show_comparison(keys: tuple[str, ...], was_polling: bool) -> None:
+    top_up()
     worker = get_worker()
     statuses = [worker.status(k) for k in keys]
-    for side, status in zip(("Without augmentation", "With augmentation"), statuses, strict=True):
-        show_progress(side, status)
-    histories = [s.history for s in statuses]
+    sides = seeds.split_sides(statuses)
+    for side, runs in zip(SIDES, sides, strict=True):
+        if len(runs) == 1:
+            show_progress(side, runs[0])
+        else:
+            show_seeds_progress(side, runs)
     st.plotly_chart(comparison_figure(statuses), width="stretch", key=f"chart-{keys[0]}-{keys[1]}")
+    if len(keys) == 2:
+        show_summary([s.history for s in statuses])
+    else:
+        show_seeds_summary([[s.history for s in runs] for runs in sides])
+    if was_polling and not comparison_running():
+        st.rerun()  # the whole page: stop polling, enable the buttons again
+
+
+def show_summary(histories: list[pd.DataFrame]) -> None:
     summaries = {name: hist.summarize(h) for name, h in zip(("without", "with"), histories, strict=True)}
     if all(s.get("epochs") for s in summaries.values()):
         table = pd.DataFrame(summaries).T[["accuracy", "val_accuracy", "gap", "best_val_accuracy", "best_epoch"]]
@@ -546,8 +620,40 @@ def show_comparison(keys: tuple[str, str], was_polling: bool) -> None:
         st.dataframe(table.style.format("{:.1%}", subset=["accuracy", "val_accuracy", "gap", "best_val_accuracy"]))
     for name, summary in summaries.items():
         st.markdown(f"**{name.capitalize()} augmentation:** {hist.reading(summary)}")
-    if was_polling and not any(s.active for s in statuses):
-        st.rerun()  # the whole page: stop polling, enable the buttons again
+
+
+def show_seeds_summary(sides: list[list[pd.DataFrame]]) -> None:
+    """Means ± standard deviations across seeds; the reading is the mean's."""
+    summaries = {name: seeds.summarize_seeds(runs) for name, runs in zip(("without", "with"), sides, strict=True)}
+    if all(s["seeds"] for s in summaries.values()):
+        rows = {name: seeds.summary_row(s, len(runs)) for (name, s), runs in zip(summaries.items(), sides, strict=True)}
+        st.dataframe(pd.DataFrame(rows).T)
+        st.caption("Mean ± standard deviation across the seeds that have finished an epoch, each at its last epoch.")
+    for (name, summary), runs in zip(summaries.items(), sides, strict=True):
+        st.markdown(f"**{name.capitalize()} augmentation, mean of {len(runs)} seeds:** {hist.reading(summary)}")
+    verdict = seeds.verdict(*sides)
+    if verdict:
+        st.markdown(f"**Across seeds:** {verdict}")
+
+
+def show_seeds_progress(side: str, statuses) -> None:
+    """How many of a side's seeds are done, the one training, and any that failed or stopped."""
+    done = sum(s.done for s in statuses)
+    text = f"{side}: {done} of {len(statuses)} seeds done"
+    training = next((s for s in statuses if s.state == "running"), None)
+    if comparison_running() and any(not s.done for s in statuses):
+        epochs = max(s.epochs_total for s in statuses) or 1
+        share = sum(min(s.epochs_done, epochs) for s in statuses) / (epochs * len(statuses))
+        if training is not None:
+            text += f", one at epoch {training.epochs_done} of {training.epochs_total}"
+        st.progress(min(share, 1.0), text=text)
+    else:
+        st.caption(text + ".")
+    for number, status in enumerate(statuses, start=1):
+        if status.state == "failed":
+            st.error(f"{side}, seed {number} of {len(statuses)}: the run failed. {status.error}")
+        elif status.state in ("cancelled", "interrupted"):
+            st.warning(f"{side}, seed {number} of {len(statuses)}: {status.state} after {status.epochs_done} epochs.")
 
 
 def comparison_figure(statuses):
@@ -556,7 +662,8 @@ def comparison_figure(statuses):
     cached = st.session_state.get("figure_cache")
     if cached is None or cached[0] != version:
         epochs = max((s.epochs_total for s in statuses), default=0) or None
-        figure = figures.compare_figure(statuses[0].history, statuses[1].history, epochs=epochs)
+        baseline, augmented = seeds.split_sides([s.history for s in statuses])
+        figure = figures.compare_figure(baseline, augmented, epochs=epochs)
         st.session_state.figure_cache = cached = (version, figure)
     return cached[1]
 
@@ -598,6 +705,7 @@ def history_section() -> None:
     )
     if st.button("Open these two in the compare view"):
         st.session_state.active = (left, right)
+        st.session_state.pending = []
         st.query_params["runs"] = f"{left},{right}"
         st.rerun()
     for column, key in zip(cols, (left, right), strict=True):

@@ -19,6 +19,7 @@ from lab.presets import list_presets, load_preset
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
+MAX_SEEDS = 10
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="also save the result as experiments/recorded/NAME.json (configuration, machine, date, duration, "
             "histories), for the page to replay",
         )
+    commands.choices["compare"].add_argument(
+        "--seeds",
+        metavar="N",
+        type=int,
+        default=1,
+        help=f"train each side with N seeds (seed, seed+1, ...; 1 to {MAX_SEEDS}) and report the mean ± standard "
+        "deviation, so that the luck of one seed is not read as a result",
+    )
     commands.add_parser("presets", help="list the presets in experiments/")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
@@ -161,11 +170,28 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--record {args.record!r}: use letters, digits, '_', '-' and '.' only")
         if args.command == "compare" and not config.augmentation.enabled:
             raise ConfigError("the configuration has no augmentation switched on: nothing to compare against")
+        seeds = _check_seeds(args, config)
         out = Path(args.out) if args.out else _default_run_folder(name, config)
+        if seeds > 1:
+            return _train_seeds_and_report(args, name, config, seeds, out)
         return _train_and_report(args, name, config, out)
     except (ConfigError, DatasetError) as exc:
         print(f"python -m lab: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _check_seeds(args, config: RunConfig) -> int:
+    """`--seeds N` within 1..MAX_SEEDS, with every seed a valid one; 1 for `run`."""
+    seeds = getattr(args, "seeds", 1)
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds {seeds}: use 1 to {MAX_SEEDS}")
+    if seeds > 1 and args.record:
+        raise ConfigError("--record saves one run per side: leave out --seeds, or use --seeds 1")
+    try:
+        config.replace(seed=config.seed + seeds - 1)
+    except ConfigError:
+        raise ConfigError(f"--seeds {seeds}: the last seed, {config.seed + seeds - 1}, is out of range") from None
+    return seeds
 
 
 def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
@@ -209,6 +235,90 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     if args.json:
         print(json.dumps(report))
     return 0
+
+
+def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: Path) -> int:
+    """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
+    from lab.errors import RunCancelled
+    from lab.seeds import seed_values
+    from lab.train import TrainingError, compare
+
+    progress = None if args.quiet else _progress_printer(config.epochs)
+    started = time.perf_counter()
+    _write_config(out, name, config)
+    values = seed_values(config.seed, seeds)
+    print(
+        f"compare {name} ({config.key()}): {config.dataset}, {config.image_size} px, {config.epochs} epochs, "
+        f"seeds {values[0]}-{values[-1]} -> {out}",
+        flush=True,
+    )
+    runs: dict[str, list[Any]] = {"baseline": [], "augmented": []}
+    try:
+        for seed in values:
+            # Not one decode for all seeds: the seed also picks the training subset and the validation split.
+            report = (lambda side, row, seed=seed: progress(f"{side} {seed}", row)) if progress else None
+            result = compare(config.replace(seed=seed), on_epoch=report)
+            runs["baseline"].append(result.baseline)
+            runs["augmented"].append(result.augmented)
+            _print_seed_line(seed, result.baseline, result.augmented)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except RunCancelled:
+        return EXIT_CANCELLED
+    except TrainingError as exc:
+        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    seconds = time.perf_counter() - started
+    for side, frames in runs.items():
+        for seed, frame in zip(values, frames, strict=True):
+            frame.to_csv(out / f"{side}-seed{seed}.csv", index=False)
+    report = _seeds_report(runs, values, seconds)
+    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _print_seeds_table(runs, report, seconds)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def _print_seed_line(seed: int, baseline, augmented) -> None:
+    base, aug = hist.summarize(baseline), hist.summarize(augmented)
+    print(
+        f"seed {seed}: baseline val_acc {base['val_accuracy']:.3f} gap {base['gap']:.3f} | "
+        f"augmented val_acc {aug['val_accuracy']:.3f} gap {aug['gap']:.3f}",
+        flush=True,
+    )
+
+
+def _seeds_report(runs: dict[str, list[Any]], values: list[int], seconds: float) -> dict[str, Any]:
+    """`runs`: each side's means across seeds (with `<field>_std` and `seeds`); `per_seed`: each run's summary."""
+    from lab.seeds import summarize_seeds
+
+    means = {}
+    for side, frames in runs.items():
+        summary = summarize_seeds(frames)
+        summary["best_epochs"] = list(summary["best_epochs"])
+        means[side] = summary
+    per_seed = {
+        side: [{"seed": seed, **hist.summarize(frame)} for seed, frame in zip(values, frames, strict=True)]
+        for side, frames in runs.items()
+    }
+    return {"runs": means, "per_seed": per_seed, "seeds": values, "seconds": round(seconds, 2)}
+
+
+def _print_seeds_table(runs: dict[str, list[Any]], report: dict[str, Any], seconds: float) -> None:
+    from lab.seeds import format_mean_std, verdict
+
+    columns = ["accuracy", "val_accuracy", "gap", "best_val_accuracy"]
+    print()
+    print(f"{'':>9}  " + "  ".join(f"{c:>17}" for c in columns) + f"  (mean ± std of {len(report['seeds'])} seeds)")
+    for side, summary in report["runs"].items():
+        cells = [format_mean_std(summary[c], summary[f"{c}_std"], ".3f") for c in columns]
+        print(f"{side:>9}  " + "  ".join(f"{c:>17}" for c in cells))
+    for side, summary in report["runs"].items():
+        print(f"{side} (mean): {hist.reading(summary)}")
+    print(verdict(runs["baseline"], runs["augmented"]))
+    print(f"total {seconds:.1f} s")
 
 
 def _progress_printer(epochs: int):

@@ -1,8 +1,9 @@
 """Plotly figures of training histories: the picture the lesson is told with.
 
 `compare_figure` puts a run without augmentation beside one with it, on identical axes,
-so that the gap between training and validation reads at a glance. `single_figure`
-shows one run. Both accept a live, partly filled history and redraw cheaply.
+so that the gap between training and validation reads at a glance; given several runs
+(seeds) per side it draws their mean with a band from the lowest to the highest seed.
+`single_figure` shows one run. Both accept a live, partly filled history and redraw cheaply.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lab.history import empty_history, summarize
+from lab.seeds import aggregate, mean_history
 
 # Okabe-Ito blue and vermilion: distinguishable with the common colour blindnesses and
 # on a washed-out projector.
@@ -24,23 +26,33 @@ FONT_SIZE = 16
 # True whether a side is still waiting for its first epoch or was never started.
 PLACEHOLDER = "no epoch finished yet"
 
+# How much of the line's colour a band keeps: light enough for the mean line to read on top.
+BAND_OPACITY = 0.2
+
 # (row, column in the history, axis title, hover number format)
 METRICS = ((1, "accuracy", "accuracy", ".1%"), (2, "loss", "loss", ".3f"))
 
 
+Runs = pd.DataFrame | Sequence[pd.DataFrame] | None
+
+
 def compare_figure(
-    baseline: pd.DataFrame | None,
-    augmented: pd.DataFrame | None,
+    baseline: Runs,
+    augmented: Runs,
     *,
     epochs: int | None = None,
     titles: Sequence[str] = ("Without augmentation", "With augmentation"),
 ) -> go.Figure:
     """Two runs side by side: accuracy on top, loss below, identical axes on both sides.
 
-    `epochs` fixes the x axis to the planned length so a live run fills it in without
-    the axis rescaling every epoch; a longer history still shows in full.
+    Each side is one history, or a list of histories of the same configuration with other
+    seeds: with two or more that have finished an epoch, the side shows their per-epoch mean
+    as the line and a lighter band from the lowest to the highest seed; the gap and the best
+    epoch are those of the mean. `epochs` fixes the x axis to the planned length so a live
+    run fills it in without the axis rescaling every epoch; a longer history still shows in full.
     """
-    histories = [_history_or_empty(baseline), _history_or_empty(augmented)]
+    sides = [_started(baseline), _started(augmented)]
+    histories = [_one_or_mean(runs) for runs in sides]
     fig = make_subplots(
         rows=2,
         cols=2,
@@ -51,10 +63,14 @@ def compare_figure(
         vertical_spacing=0.08,
     )
     legend_shown = False
-    for col, (history, side) in enumerate(zip(histories, titles, strict=True), start=1):
+    for col, (runs, history, side) in enumerate(zip(sides, histories, titles, strict=True), start=1):
+        if len(runs) > 1:
+            draw_bands(fig, aggregate(runs), col=col, side=side, legend=not legend_shown)
+            side = f"{side}, mean of {len(runs)} seeds"
         draw_run(fig, history, col=col, side=side, legend=not legend_shown)
         legend_shown = legend_shown or not history.empty
-    set_axes(fig, histories, epochs=epochs)
+    # Every seed's own numbers set the ranges, so no band is cut off at the top.
+    set_axes(fig, [*sides[0], *sides[1]], epochs=epochs)
     return style(fig, height=680)
 
 
@@ -100,6 +116,40 @@ def draw_run(fig: go.Figure, history: pd.DataFrame, *, col: int, side: str, lege
     summary = summarize(history)
     mark_gap(fig, summary, col=col)
     mark_best_epoch(fig, history, summary["best_epoch"], col=col, legend=legend)
+
+
+def draw_bands(fig: go.Figure, table: pd.DataFrame, *, col: int, side: str, legend: bool) -> None:
+    """Shaded areas from the lowest to the highest seed, per epoch, under the mean curves."""
+    for row, metric, label, number in METRICS:
+        for kind, colour, prefix in (("training", TRAIN_COLOUR, ""), ("validation", VAL_COLOUR, "val_")):
+            fig.add_trace(
+                band(table, prefix + metric, kind, colour, f"{side}<br>{kind} {label}", number), row=row, col=col
+            )
+            fig.data[-1].showlegend = legend and row == 1
+
+
+def band(table: pd.DataFrame, column: str, kind: str, colour: str, hover: str, number: str) -> go.Scatter:
+    """One closed outline: along the highest seed, then back along the lowest."""
+    epochs = table["epoch"].tolist()
+    return go.Scatter(
+        x=epochs + epochs[::-1],
+        y=table[f"{column}_max"].tolist() + table[f"{column}_min"].tolist()[::-1],
+        text=["highest seed"] * len(epochs) + ["lowest seed"] * len(epochs),
+        name=f"{kind}: lowest to highest seed",
+        legendgroup=kind,  # the band hides and shows with its curve
+        mode="lines",
+        fill="toself",
+        fillcolor=translucent(colour, BAND_OPACITY),
+        line={"width": 0, "color": translucent(colour, BAND_OPACITY)},
+        hoveron="points",
+        hovertemplate=f"{hover}, %{{text}}<br>epoch %{{x}}: %{{y:{number}}}<extra></extra>",
+    )
+
+
+def translucent(colour: str, opacity: float) -> str:
+    """`#RRGGBB` as an rgba() colour with `opacity`."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{opacity})"
 
 
 def curve(history: pd.DataFrame, column: str, kind: str, colour: str, dash: str, hover: str, number: str) -> go.Scatter:
@@ -246,3 +296,18 @@ def style(fig: go.Figure, *, height: int) -> go.Figure:
 
 def _history_or_empty(history: pd.DataFrame | None) -> pd.DataFrame:
     return empty_history() if history is None else history
+
+
+def _started(runs: Runs) -> list[pd.DataFrame]:
+    """The histories of a side that have at least one finished epoch."""
+    if runs is None:
+        return []
+    frames = [runs] if isinstance(runs, pd.DataFrame) else list(runs)
+    return [frame for frame in frames if not frame.empty]
+
+
+def _one_or_mean(runs: list[pd.DataFrame]) -> pd.DataFrame:
+    """The history a side's lines show: its one run as it is, or the mean of several."""
+    if len(runs) > 1:
+        return mean_history(aggregate(runs))
+    return runs[0] if runs else empty_history()

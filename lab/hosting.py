@@ -2,7 +2,8 @@
 
 On Streamlit Community Cloud every visitor shares at most 2 CPU cores and 2.7 GB of
 memory. Hosted mode (LAB_HOSTED=1, or `hosted = true` in Streamlit's secrets) caps the
-image size, the epochs and the training subset, and keeps the server's folders private.
+image size, the epochs, the training subset and the seeds per side, and keeps the server's
+folders private.
 Each cap can be moved by an environment variable.
 """
 
@@ -24,6 +25,8 @@ class HostLimits:
     max_image_size: int = 96
     max_epochs: int = 30
     max_train_images: int = 1000
+    # Each seed trains both sides once more: three already triple a comparison's time.
+    max_seeds: int = 3
 
 
 def hosted_mode(secrets: Mapping[str, Any] | None = None) -> bool:
@@ -42,6 +45,7 @@ def host_limits(secrets: Mapping[str, Any] | None = None) -> HostLimits | None:
         max_image_size=int(os.environ.get("LAB_MAX_IMAGE_SIZE", default.max_image_size)),
         max_epochs=int(os.environ.get("LAB_MAX_EPOCHS", default.max_epochs)),
         max_train_images=int(os.environ.get("LAB_MAX_TRAIN_IMAGES", default.max_train_images)),
+        max_seeds=int(os.environ.get("LAB_MAX_SEEDS", default.max_seeds)),
     )
 
 

@@ -70,6 +70,14 @@ def test_every_preset_loads_and_the_course_preset_is_the_course_experiment():
             "no augmentation",
         ),
         (["frobnicate"], "invalid choice"),
+        (["compare", "quick", "--seeds", "0"], "--seeds 0: use 1 to 10"),
+        (["compare", "quick", "--seeds", "11"], "--seeds 11: use 1 to 10"),
+        (["compare", "quick", "--seeds", "two"], "invalid int value"),
+        (
+            ["compare", "quick", "--seeds", "3", "--set", "seed=2147483646"],
+            "the last seed, 2147483648, is out of range",
+        ),
+        (["compare", "quick", "--seeds", "2", "--record", "x"], "--record saves one run per side"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_a_one_line_reason(args, words):
@@ -137,6 +145,33 @@ def test_compare_quick_shows_the_lesson(tmp_path):
     assert baseline["val_accuracy"] <= baseline["accuracy"] - 0.20
     assert augmented["val_accuracy"] >= baseline["val_accuracy"] + 0.15
     assert (tmp_path / "cmp" / "baseline.csv").is_file() and (tmp_path / "cmp" / "augmented.csv").is_file()
+
+
+def test_compare_with_seeds_trains_each_side_per_seed_and_reports_the_means(tmp_path):
+    out = tmp_path / "seeds"
+    tiny = ["--set", "epochs=2", "--set", "train_images=40", "--set", "image_size=48"]
+    result = run_lab("compare", "quick", *tiny, "--seeds", "2", "--out", str(out), "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = last_json(result.stdout)
+    assert set(report) == {"runs", "per_seed", "seeds", "seconds"} and report["seeds"] == [42, 43]
+    assert "seed 42: baseline val_acc" in result.stdout and "seed 43: baseline val_acc" in result.stdout
+    assert "augmented 43 epoch   2/2" in result.stdout, "progress names the side and the seed"
+    assert "(mean ± std of 2 seeds)" in result.stdout
+    assert json.loads((out / "summary.json").read_text()) == report
+    for side in ("baseline", "augmented"):
+        runs = report["per_seed"][side]
+        assert [r["seed"] for r in runs] == [42, 43]
+        finals = []
+        for run in runs:
+            history = pd.read_csv(out / f"{side}-seed{run['seed']}.csv")
+            assert list(history.columns) == COLUMNS and len(history) == 2
+            assert run["val_accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1])
+            finals.append(run["val_accuracy"])
+        mean = report["runs"][side]
+        assert mean["seeds"] == 2
+        assert mean["val_accuracy"] == pytest.approx(sum(finals) / 2)
+        assert mean["val_accuracy_std"] == pytest.approx(abs(finals[0] - finals[1]) / 2**0.5)
+        assert f"{side} (mean): Training accuracy" in result.stdout
 
 
 @pytest.mark.realdata

@@ -186,3 +186,73 @@ def test_single_figure_of_an_unstarted_run_shows_the_placeholder():
     assert len(fig.data) == 0
     assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 2
     assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 12)
+
+
+# -- several seeds per side ------------------------------------------------------------------
+def shifted(history: pd.DataFrame, by: float) -> pd.DataFrame:
+    """The same run with every accuracy and loss moved by `by`: another seed."""
+    other = history.copy()
+    for column in ("accuracy", "val_accuracy", "loss", "val_loss"):
+        other[column] = other[column] + by
+    return other
+
+
+def bands(fig, row: int, col: int) -> dict:
+    return {t.name: t for t in fig.select_traces(row=row, col=col) if t.fill == "toself"}
+
+
+def test_one_history_per_side_in_a_list_draws_exactly_the_single_run_figure():
+    assert compare_figure([BASELINE], [AUGMENTED], epochs=6) == compare_figure(BASELINE, AUGMENTED, epochs=6)
+    # Runs that have not finished an epoch yet add nothing.
+    assert compare_figure([BASELINE, empty_history()], [AUGMENTED]) == compare_figure(BASELINE, AUGMENTED)
+
+
+@pytest.mark.parametrize("row, metric", [(ACCURACY, "accuracy"), (LOSS, "loss")])
+def test_several_seeds_draw_the_mean_as_the_line_and_a_band_from_lowest_to_highest(row, metric):
+    runs = [shifted(BASELINE, -0.02), BASELINE, shifted(BASELINE, 0.05)]
+    fig = compare_figure(runs, [AUGMENTED])
+    drawn = curves(fig, row, 1)
+    mean = BASELINE[metric] + 0.01
+    assert list(drawn["training"].y) == pytest.approx(list(mean))
+    assert list(drawn["validation"].y) == pytest.approx(list(BASELINE[f"val_{metric}"] + 0.01))
+    assert "mean of 3 seeds" in drawn["training"].hovertemplate
+    shaded = bands(fig, row, 1)
+    assert set(shaded) == {"training: lowest to highest seed", "validation: lowest to highest seed"}
+    band = shaded["training: lowest to highest seed"]
+    epochs = list(BASELINE["epoch"])
+    assert list(band.x) == epochs + epochs[::-1]
+    assert list(band.y) == pytest.approx(list(BASELINE[metric] + 0.05) + list(BASELINE[metric] - 0.02)[::-1])
+    line_colour = drawn["training"].line.color
+    assert band.fillcolor.startswith("rgba(") and band.fillcolor != line_colour
+    assert band.fillcolor == "rgba(0,114,178,0.2)" and line_colour == "#0072B2", "the line's colour, lighter"
+    assert band.legendgroup == drawn["training"].legendgroup, "hiding a curve hides its band"
+    # The side with one run is drawn as before: no band.
+    assert bands(fig, row, 2) == {}
+    assert list(curves(fig, row, 2)["training"].y) == list(AUGMENTED[metric])
+
+
+def test_bands_fit_inside_the_shared_loss_axis_and_the_marks_follow_the_mean():
+    high = shifted(BASELINE, 1.0)  # val_loss up to 3.40
+    fig = compare_figure([BASELINE, high], [AUGMENTED, AUGMENTED])
+    assert fig.get_subplot(LOSS, 2).yaxis.range[1] >= 3.40
+    (note,) = notes(fig, "gap", ACCURACY, 1)
+    assert note.text == "gap 28%", "the gap of the mean curve"
+    assert list(curves(fig, LOSS, 1)["lowest validation loss"].x) == [3]
+
+
+def test_a_band_while_seeds_are_still_training_covers_the_runs_that_reached_each_epoch():
+    early = BASELINE.iloc[:2]  # a second seed two epochs in
+    fig = compare_figure([BASELINE, shifted(early, 0.1)], None, epochs=5)
+    band = bands(fig, ACCURACY, 1)["validation: lowest to highest seed"]
+    assert list(band.x) == [1, 2, 3, 4, 5, 5, 4, 3, 2, 1]
+    assert list(curves(fig, ACCURACY, 1)["validation"].y) == pytest.approx([0.57, 0.67, 0.68, 0.69, 0.67])
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(legend) == sorted(
+        [
+            "lowest validation loss",
+            "training",
+            "validation",
+            "training: lowest to highest seed",
+            "validation: lowest to highest seed",
+        ]
+    )

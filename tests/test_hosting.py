@@ -91,3 +91,11 @@ def test_the_shipped_recordings_load():
     for name in list_recordings():
         recording = load_recording(name)
         assert recording.runs and all(len(frame) == recording.config.epochs for frame in recording.runs.values())
+
+
+def test_hosted_mode_caps_the_seeds_per_side(laptop, monkeypatch):
+    monkeypatch.delenv("LAB_MAX_SEEDS", raising=False)
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    assert hosting.host_limits().max_seeds == 3
+    monkeypatch.setenv("LAB_MAX_SEEDS", "2")
+    assert hosting.host_limits().max_seeds == 2

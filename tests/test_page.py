@@ -27,6 +27,7 @@ from page_helpers import (
     TOGGLES,
     TRAIN,
     Page,
+    band_traces,
     curve_traces,
     fake_trainer_class,
     seed_run,
@@ -37,6 +38,7 @@ from page_helpers import (
 import lab.subprocess_trainer
 import lab.worker
 from lab.config import RunConfig
+from lab.seeds import comparison_configs
 from lab.store import RunStore
 from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
 from lab.worker import Worker
@@ -455,6 +457,128 @@ def test_a_failed_run_shows_its_error_and_the_page_stays_up(lab_env):
     assert len(errors) == 2 and all("the run failed" in e and "exit code -9" in e for e in errors), errors
     assert lab_env.worker.alive and not page.button(TRAIN).disabled
     assert {r.status.state for r in lab_env.store.list_runs()} == {"failed"}
+
+
+# -- several seeds per side -------------------------------------------------------------------
+SEEDS = "Seeds per side"
+
+
+def wait_until_all_done(lab_env: Lab, page: Page, keys, timeout: float) -> None:
+    """Rerun the page (it hands over runs its queue could not take yet) until every run of `keys` is done."""
+
+    def done():
+        page.run()
+        return all(lab_env.worker.status(k).done for k in keys)
+
+    wait_for(done, timeout, step=0.2, what=f"runs {keys} to be done")
+
+
+def test_two_seeds_per_side_train_four_runs_and_show_their_mean_with_a_band(lab_env):
+    lab_env.use_fake_trainer()
+    page = tiny(lab_env.page().run(), epochs=3)
+    assert page.number_input(SEEDS).value == 1 and "seeds" not in page.query()
+    page.number_input(SEEDS).set_value(2)
+    page.run()
+    assert page.query()["seeds"] == "2", "the link carries the seed count"
+    assert any("3 epochs × 4 runs, 2 seeds per side" in c for c in page.captions()), page.captions()
+
+    config = RunConfig.from_dict(page.config())
+    page.click(TRAIN)
+    keys = page.watched_runs()
+    assert keys == [c.key() for c in comparison_configs(config, 2)]
+    wait_until_all_done(lab_env, page, keys, 30)
+    calls = [(c.seed, c.augmentation.enabled) for c in lab_env.trainers[0].calls]
+    assert calls == [(42, False), (42, True), (43, False), (43, True)], "each side with seeds 42 and 43, pair by pair"
+
+    page.run()
+    assert_two_seed_comparison(page)
+    assert not page.has_button(CANCEL) and not page.button(TRAIN).disabled
+    assert "All 4 runs are already in the run store: they show at once." in page.captions()
+
+    # A refresh, or the link opened elsewhere: the seed count and all four runs come back, nothing trains again.
+    again = lab_env.page(page.query()).run()
+    assert again.number_input(SEEDS).value == 2
+    assert again.watched_runs() == keys
+    assert_two_seed_comparison(again)
+    assert len(lab_env.trainers[0].calls) == 4
+
+    # Back to one seed: the seed already trained is the whole comparison, answered at once.
+    page.number_input(SEEDS).set_value(1)
+    page.run()
+    assert "seeds" not in page.query()
+    page.click(TRAIN)
+    assert page.watched_runs() == keys[:2] and len(lab_env.trainers[0].calls) == 4
+    assert len(curve_traces(page.chart_traces())) == 8 and band_traces(page.chart_traces()) == []
+
+
+def assert_two_seed_comparison(page: Page) -> None:
+    traces = page.chart_traces()
+    assert len(curve_traces(traces)) == 8, "the mean curves: training and validation, accuracy and loss, both sides"
+    bands = band_traces(traces)
+    assert len(bands) == 8, "a band under every mean curve"
+    assert all("mean of 2 seeds" in t["hovertemplate"] for t in curve_traces(traces))
+    captions = page.captions()
+    for side in ("Without augmentation", "With augmentation"):
+        assert f"{side}: 2 of 2 seeds done." in captions, captions
+    tables = [d.value for d in page.at.dataframe if "seeds" in d.value.columns]
+    assert len(tables) == 1, "the summary table under the chart"
+    table = tables[0]
+    assert list(table["seeds"]) == ["2 of 2", "2 of 2"]
+    # The fake's seed 43 ends 2 points below seed 42: a standard deviation of 1.4 points.
+    assert all(" ± 1.4%" in cell for cell in table["val_accuracy"]), table
+    readings = [m for m in page.texts("markdown") if ", mean of 2 seeds:**" in m]
+    assert len(readings) == 2 and all("Training accuracy" in r for r in readings), readings
+    assert any(m.startswith("**Across seeds:**") for m in page.texts("markdown"))
+
+
+def test_more_seeds_than_the_queue_holds_are_handed_over_as_it_drains(lab_env):
+    lab_env.use_fake_trainer()
+    page = tiny(lab_env.page().run(), epochs=2)
+    page.number_input(SEEDS).set_value(4)  # 8 runs; a visitor may have 4 waiting
+    page.run()
+    page.click(TRAIN)
+    keys = page.watched_runs()
+    assert len(keys) == 8
+    wait_until_all_done(lab_env, page, keys, 60)
+    seeds = sorted(c.seed for c in lab_env.trainers[0].calls)
+    assert seeds == [42, 42, 43, 43, 44, 44, 45, 45], "every run trained, once"
+    page.run()
+    assert "Without augmentation: 4 of 4 seeds done." in page.captions()
+
+
+def test_cancel_stops_every_seed_including_those_not_yet_handed_over(lab_env):
+    lab_env.use_fake_trainer(epoch_seconds=0.5)
+    page = lab_env.page().run()
+    page.slider("Epochs").set_value(20)
+    page.number_input(SEEDS).set_value(4)
+    page.run()
+    page.click(TRAIN)
+    keys = page.watched_runs()
+    assert any(lab_env.worker.status(k).state == "unknown" for k in keys), "some runs wait for room in the queue"
+    assert page.has_button(CANCEL)
+    progress = [p for p in progress_texts(page) if p.startswith("Without augmentation: 0 of 4 seeds done")]
+    assert progress, progress_texts(page)
+
+    page.click(CANCEL)
+    wait_for(lambda: not any(lab_env.worker.status(k).active for k in keys), 10, step=0.1, what="the runs to stop")
+    for _ in range(3):  # later polls hand nothing more over
+        page.run()
+    states = {lab_env.worker.status(k).state for k in keys}
+    assert states <= {"cancelled", "unknown"}, states
+    assert len(lab_env.trainers[0].calls) <= 1
+    assert not page.has_button(CANCEL) and not page.button(TRAIN).disabled
+    assert any("seeds done." in c for c in page.captions())
+
+
+def test_a_link_asks_for_seeds_within_what_the_server_allows(lab_env):
+    page = lab_env.page({"seeds": "4"}).run()
+    assert page.number_input(SEEDS).value == 4 and page.number_input(SEEDS).max == 5
+    assert page.query()["seeds"] == "4"
+    lab_env.monkeypatch.setenv("LAB_HOSTED", "1")
+    hosted = lab_env.page({"seeds": "5"}).run()
+    assert hosted.number_input(SEEDS).max == 3 and hosted.number_input(SEEDS).value == 3
+    assert hosted.query()["seeds"] == "3", "the link says what the page does"
+    assert lab_env.page({"seeds": "many"}).run().number_input(SEEDS).value == 1
 
 
 # -- history --------------------------------------------------------------------------------
