@@ -481,10 +481,16 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
     cols = st.columns([2, 1, 3])
     if not config.augmentation.enabled:
         cols[2].info("Switch on at least one augmentation to compare.")
-    elif cols[0].button("▶ Train both runs", type="primary", disabled=running):
-        start_comparison(configs)
-    if running and cols[1].button("■ Cancel"):
-        cancel_comparison()
+    else:
+        # Callbacks run before the script: the run that follows the click already shows the
+        # comparison (a stored one at once), with no second script run.
+        cols[0].button(
+            "▶ Train both runs", type="primary", disabled=running, on_click=start_comparison, args=(configs,)
+        )
+    if running:
+        cols[1].button("■ Cancel", on_click=cancel_comparison)
+    if warning := st.session_state.pop("start_warning", None):
+        st.warning(warning)
     if not running:
         cols[2].caption(estimate_text(config, len(configs), seconds, train_count))
 
@@ -493,18 +499,21 @@ def start_comparison(configs: list[RunConfig]) -> None:
     """Hand the runs to the worker; those its queue cannot take yet follow as it drains (`top_up`)."""
     left = seeds.submit_in_order(get_worker(), configs, session_id())
     if len(left) == len(configs):
-        st.warning(f"{MAX_WAITING_PER_OWNER} of your runs are already waiting: let them finish or cancel them first")
+        st.session_state.start_warning = (
+            f"{MAX_WAITING_PER_OWNER} of your runs are already waiting: let them finish or cancel them first"
+        )
         return
     st.session_state.active = tuple(c.key() for c in configs)
     st.session_state.pending = left
-    st.rerun()
 
 
 def cancel_comparison() -> None:
     st.session_state.pending = []  # first, so that no poll hands over a run being cancelled
-    for key in st.session_state.active:
-        get_worker().cancel(key, owner=session_id())
-    st.rerun()
+    worker = get_worker()
+    # Waiting runs first: cancelling the running one first would let the worker start the next.
+    keys = sorted(st.session_state.active or (), key=lambda k: worker.status(k).state == "running")
+    for key in keys:
+        worker.cancel(key, owner=session_id())
 
 
 def comparison_running() -> bool:
@@ -567,7 +576,13 @@ def recorded_section() -> None:
     names = list_recordings()
     if not names:
         return
-    with st.expander("Recorded runs: full-length results without waiting"):
+    # The lesson's own recording first: a teacher who picks a preset finds its full-length result.
+    lesson = [n for n in names if recorded_figure(n, recording_version(n))[0].preset == st.session_state.preset]
+    if st.session_state.get("recording_for") != st.session_state.preset:
+        st.session_state.recording_for = st.session_state.preset
+        if lesson:
+            st.session_state.recording = lesson[0]
+    with st.expander("Recorded runs: full-length results without waiting", expanded=False):
         name = st.selectbox("Recording", names, key="recording")
         recording, figure = recorded_figure(name, recording_version(name))
         st.caption(recording.title())
@@ -659,13 +674,27 @@ def show_seeds_progress(side: str, statuses) -> None:
 def comparison_figure(statuses):
     """The figure, rebuilt only when an epoch has finished: polling stays cheap while a run trains."""
     version = tuple((s.key, s.state, s.epochs_done) for s in statuses)
+    if not any(s.active for s in statuses):
+        return finished_figure(version, statuses)
     cached = st.session_state.get("figure_cache")
     if cached is None or cached[0] != version:
-        epochs = max((s.epochs_total for s in statuses), default=0) or None
-        baseline, augmented = seeds.split_sides([s.history for s in statuses])
-        figure = figures.compare_figure(baseline, augmented, epochs=epochs)
-        st.session_state.figure_cache = cached = (version, figure)
+        st.session_state.figure_cache = cached = (version, build_comparison_figure(statuses))
     return cached[1]
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def finished_figure(version: tuple, _statuses):
+    """A comparison that no longer changes: one figure for every visitor who opens it (a class, a shared link).
+
+    Keyed by `version` alone (runs, states, epochs done); never mutated once built.
+    """
+    return build_comparison_figure(_statuses)
+
+
+def build_comparison_figure(statuses):
+    epochs = max((s.epochs_total for s in statuses), default=0) or None
+    baseline, augmented = seeds.split_sides([s.history for s in statuses])
+    return figures.compare_figure(baseline, augmented, epochs=epochs)
 
 
 def show_progress(side: str, status) -> None:

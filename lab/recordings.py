@@ -63,6 +63,9 @@ def save_recording(
     folder = folder or RECORDINGS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
+    if config.dataset != "folder":
+        # A named dataset is the same files wherever it lives: the recording keeps no path of this machine.
+        config = config.replace(data_dir=None)
     payload: dict[str, Any] = {
         "name": name,
         "preset": preset,

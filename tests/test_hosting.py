@@ -87,6 +87,17 @@ def test_a_recording_round_trips_with_machine_date_and_histories(tmp_path):
         assert recording.runs[side].equals(frame)
 
 
+def test_a_recording_of_a_named_dataset_keeps_no_local_path_but_a_folders_does(tmp_path):
+    rows = [{"epoch": 1, "loss": 1, "accuracy": 0.5, "val_loss": 0.7, "val_accuracy": 0.6, "seconds": 1.5}]
+    runs = {"baseline": from_rows(rows), "augmented": from_rows(rows)}
+    named = load_preset("cats_vs_dogs_quick").config.replace(data_dir="/home/me/cats_and_dogs_filtered")
+    save_recording("named", "cats_vs_dogs_quick", named, runs, seconds=1, folder=tmp_path)
+    assert load_recording("named", tmp_path).config == named.replace(data_dir=None)
+    folder = named.replace(dataset="folder")
+    save_recording("folder", "cats_vs_dogs_quick", folder, runs, seconds=1, folder=tmp_path)
+    assert load_recording("folder", tmp_path).config.data_dir == "/home/me/cats_and_dogs_filtered"
+
+
 def test_the_shipped_recordings_load():
     for name in list_recordings():
         recording = load_recording(name)

@@ -35,9 +35,12 @@ from page_helpers import (
     wait_for,
 )
 
+import lab.figures
+import lab.recordings
 import lab.subprocess_trainer
 import lab.worker
 from lab.config import RunConfig
+from lab.presets import load_preset
 from lab.seeds import comparison_configs
 from lab.store import RunStore
 from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
@@ -627,6 +630,30 @@ def test_reopen_two_runs_from_the_history(lab_env):
     assert again.active_runs() == (rotated, without)
     assert len(curve_traces(again.chart_traces())) == 8
     assert not again.has_button(CANCEL)
+
+
+def test_a_finished_comparison_is_drawn_once_for_every_visitor_and_a_stored_one_shows_on_the_first_click(
+    lab_env, monkeypatch
+):
+    lab_env.use_fake_trainer()
+    base = load_preset("quick").config.replace(image_size=48, epochs=3, train_images=8)
+    without, with_ = seed_run(lab_env.store, base.without_augmentation()), seed_run(lab_env.store, base)
+    monkeypatch.setattr(lab.recordings, "RECORDINGS_DIR", lab_env.data_root / "no-recordings")  # count ours only
+    built = []
+    real = lab.figures.compare_figure
+    monkeypatch.setattr(lab.figures, "compare_figure", lambda *a, **k: built.append(1) or real(*a, **k))
+
+    # A class opening the same link: one figure for all of them.
+    charts = [curve_traces(lab_env.page({"runs": f"{without},{with_}"}).run().chart_traces()) for _ in range(3)]
+    assert len(built) == 1 and charts[0] == charts[1] == charts[2] and len(charts[0]) == 8
+
+    # Pressing Train on a configuration the store holds shows it at once, training nothing.
+    page = lab_env.page(base.to_query(load_preset("quick").config)).run()
+    assert RunConfig.from_dict(page.config()) == base
+    page.click(TRAIN)
+    assert page.active_runs() == (without, with_)
+    assert len(curve_traces(page.chart_traces())) == 8 and len(built) == 1
+    assert not page.has_button(CANCEL) and lab_env.trainers[0].calls == []
 
 
 # -- the first paint never loads TensorFlow ------------------------------------------------------

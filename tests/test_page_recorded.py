@@ -13,6 +13,8 @@ from lab.history import from_rows
 from lab.presets import load_preset
 from lab.recordings import save_recording
 
+PRESET_LABEL = "Start from a preset"
+
 
 @pytest.fixture
 def recordings(tmp_path, monkeypatch):
@@ -28,7 +30,7 @@ def recordings(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def record(folder, epochs: int, val_accuracy: float) -> None:
+def record(folder, epochs: int, val_accuracy: float, name: str = "demo", preset: str = "quick") -> None:
     rows = [
         {
             "epoch": e,
@@ -40,9 +42,9 @@ def record(folder, epochs: int, val_accuracy: float) -> None:
         }
         for e in range(1, epochs + 1)
     ]
-    config = load_preset("quick").config.replace(epochs=epochs)
+    config = load_preset(preset).config.replace(epochs=epochs)
     runs = {"baseline": from_rows(rows), "augmented": from_rows(rows)}
-    save_recording("demo", "quick", config, runs, seconds=90, folder=folder)
+    save_recording(name, preset, config, runs, seconds=90, folder=folder)
 
 
 def recorded_chart(page: Page) -> list[dict]:
@@ -65,3 +67,17 @@ def test_a_recording_shows_its_curves_and_a_new_recording_replaces_them(recordin
     # ...and once the file is recorded again, everyone sees the new run, not a stale figure.
     record(recordings, epochs=5, val_accuracy=0.7)
     assert all(trace_x(t) == [1, 2, 3, 4, 5] for t in recorded_chart(Page().run()))
+
+
+def test_picking_a_preset_opens_its_own_recording(recordings):
+    record(recordings, epochs=2, val_accuracy=0.6, name="a_course", preset="cats_vs_dogs_course")
+    record(recordings, epochs=3, val_accuracy=0.6, name="b_quick", preset="quick")
+    page = Page().run()
+    assert page.selectbox("Recording").value == "b_quick"  # the default lesson is the quick one
+    page.selectbox(PRESET_LABEL).select("cats_vs_dogs_course")
+    page.run()
+    assert page.selectbox("Recording").value == "a_course"
+    assert all(trace_x(t) == [1, 2] for t in recorded_chart(page))
+    page.selectbox("Recording").select("b_quick")  # a choice of the visitor's own stays
+    page.run()
+    assert page.selectbox("Recording").value == "b_quick"
