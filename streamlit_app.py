@@ -21,7 +21,7 @@ from lab.config import Augmentation, ConfigError, RunConfig
 from lab.download import DownloadError, download_bytes, ensure_dataset, is_downloadable
 from lab.estimate import estimate_seconds, format_duration
 from lab.hosting import apply_limits, host_limits, server_folders_allowed
-from lab.ingest import ingest_upload, is_upload_folder
+from lab.ingest import ingest_upload, is_upload_folder, upload_folder, upload_token
 from lab.presets import list_presets, load_preset
 from lab.recordings import RECORDINGS_DIR, list_recordings, load_recording
 from lab.store import RunStore, default_store_root
@@ -204,7 +204,16 @@ def config_from_link() -> RunConfig:
         base = load_preset(query["preset"]).config
     else:
         base = load_preset("quick").config
-    settings = {k: v for k, v in query.items() if k not in ("preset", "runs", "hide", "seeds")}
+    settings = {k: v for k, v in query.items() if k not in ("preset", "runs", "hide", "seeds", "upload")}
+    if "upload" in query:
+        folder = upload_folder(query["upload"])
+        if folder is None:
+            st.session_state.link_error = (
+                "The link names an upload this server does not have (uploads stay on the server they were made "
+                "on): upload the zip again under 'Your own folder'."
+            )
+        else:
+            settings.update(dataset="folder", data_dir=str(folder))
     if not settings:
         return base
     try:
@@ -231,6 +240,11 @@ def sync_link(config: RunConfig | None) -> None:
     query = {"preset": st.session_state.preset}
     if config is not None:
         query.update(config.to_query(load_preset(st.session_state.preset).config))
+        # An upload is named by its zip's hash: the link works on this server and shows none of its paths.
+        token = upload_token(config.data_dir) if config.data_dir else None
+        if token is not None:
+            query.pop("data_dir", None)
+            query["upload"] = token
     if st.session_state.seeds_per_side > 1:
         query["seeds"] = str(st.session_state.seeds_per_side)
     if st.session_state.active:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -129,6 +130,19 @@ def is_upload_folder(path: str | Path, root: Path | None = None) -> bool:
 
 
 # -- ingesting --------------------------------------------------------------------------------
+def upload_token(path: str | Path, root: Path | None = None) -> str | None:
+    """The short name of an unpacked upload (its zip's hash), for links: they then name no server path."""
+    return Path(path).expanduser().resolve().parent.name if is_upload_folder(path, root) else None
+
+
+def upload_folder(token: str, root: Path | None = None) -> Path | None:
+    """The unpacked upload a link's `upload=` names, or None when this server has none by that name."""
+    if not re.fullmatch(f"[0-9a-f]{{{_HASH_CHARS}}}", token):
+        return None
+    path = uploads_root(root) / token / DATASET
+    return path if is_upload_folder(path, root) else None
+
+
 def ingest_upload(
     data: bytes, filename: str, root: Path | None = None, *, validation_split: float = 0.2, seed: int = 42
 ) -> IngestReport:

@@ -168,10 +168,9 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
     assert page.get_by_role("alert").count() == 0, "no error or warning once the images are in"
     assert page.get_by_role("button", name="Train both runs").is_enabled()
     shoot(page, artifacts, "upload-02-unpacked")
-    link = page.url  # the address bar holds the setup, the upload's folder included
-    assert "data_dir=" in link, link
-
+    link = page.url  # the address bar holds the setup, the upload named by its zip's hash, no server path
     digest = hashlib.sha256(zips[PHOTOS].read_bytes()).hexdigest()[:16]
+    assert f"upload={digest}" in link and "data_dir" not in link, link
     assert uploads_of(lab_root) == [digest], "unpacked once, under the zip's hash, no temporary folder left"
     dataset = lab_root / "datasets" / "uploads" / digest / "dataset"
     assert sorted(p.name for p in dataset.iterdir()) == ["cats", "dogs"], "the wrapping folder is stepped into"

@@ -12,6 +12,7 @@ no way to pass `expected_sizes`), as test_download.py does for the command line.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -172,3 +173,25 @@ def test_hosted_a_course_dataset_chosen_after_an_upload_is_the_course_dataset(la
     assert not sample_strips(page, ("birds", "fish")), "the uploaded birds and fish are not Cats vs Dogs"
     assert page.config()["data_dir"] is None
     assert page.has_button(DOWNLOAD)
+
+
+def test_a_link_names_an_upload_by_its_hash_not_by_a_server_path(lab_env, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    report = ingest_upload(zip_bytes(class_files(("birds", "fish"), 5, prefix="mine/")), "mine.zip", lab_env.data_root)
+    page = lab_env.page({"preset": "quick", "dataset": "folder", "data_dir": str(report.data_dir)}).run()
+    query = page.query()
+    assert query["upload"] == report.content_hash[:16] and "data_dir" not in query
+    assert str(lab_env.data_root) not in json.dumps(query)
+
+    # The link alone, in a new session, opens the same images.
+    again = lab_env.page(query).run()
+    assert sample_strips(again, ("birds", "fish")) == {"birds": 4, "fish": 4}
+    assert again.config()["data_dir"] == str(report.data_dir)
+
+    # On a server without that upload (or with a made-up name): a clear message, and the uploader to use.
+    for token in ("0" * 16, "../../etc"):
+        other = lab_env.page({**query, "upload": token}).run()
+        assert any("upload the zip again" in w for w in other.texts("warning"))
+        assert (other.config()["dataset"], other.config()["data_dir"]) == ("folder", None)
+        assert other.at.get("file_uploader"), "the page offers the upload"
+        assert not sample_strips(other, ("birds", "fish"))
