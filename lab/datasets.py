@@ -157,10 +157,17 @@ class Listing:
         parts = [f"{used} images in {len(self.class_names)} classes ({', '.join(self.class_names)})"]
         left_out = self.left_out()
         if left_out:
-            parts.append(f"{len(left_out)} files skipped ({tally_notes(left_out)}); nothing was changed on disk")
+            parts.append(
+                f"{plural(len(left_out), 'file')} skipped ({tally_notes(left_out)}); nothing was changed on disk"
+            )
         if self.converted:
             parts.append(f"{len(self.converted)} converted while decoding ({tally_notes(self.converted)})")
         return "; ".join(parts)
+
+
+def plural(count: int, word: str) -> str:
+    """ "1 file", "2 files"."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def tally_notes(notes: list[FileNote]) -> str:
@@ -301,7 +308,7 @@ def _check_usable(listing: Listing) -> None:
         counts = listing.sizes()[split]
         empty = [name for name, count in counts.items() if count == 0]
         left_out = listing.left_out()
-        skipped = f"; {len(left_out)} files skipped ({tally_notes(left_out)})" if left_out else ""
+        skipped = f"; {plural(len(left_out), 'file')} skipped ({tally_notes(left_out)})" if left_out else ""
         if not items:
             raise DatasetError(
                 f"{listing.root}: no images found for {split} (looked for {', '.join(IMAGE_EXTENSIONS)} "

@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lab.archives import ArchiveError, ZipLimits, dataset_root, megabytes, remove_tree, unpack_zip
-from lab.datasets import DatasetError, FileNote, Listing, default_data_root, get_info, list_folder, tally_notes
+from lab.datasets import (
+    DatasetError,
+    FileNote,
+    Listing,
+    default_data_root,
+    get_info,
+    list_folder,
+    plural,
+    tally_notes,
+)
 
 UPLOADS = "uploads"
 DATASET = "dataset"
@@ -224,10 +233,6 @@ def _loose_files(found: Listing) -> list[FileNote]:
     levels = [found.root, *(found.root / split for split in splits)]
     loose = [path for level in levels if level.is_dir() for path in sorted(level.iterdir()) if path.is_file()]
     return [FileNote(path.relative_to(found.root).as_posix(), "not in a class folder") for path in loose]
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _publish(staging: Path, final: Path) -> bool:

@@ -434,7 +434,7 @@ def test_cli_data_takes_a_zip_and_unpacks_it_once(root, tmp_path, capsys):
 def test_cli_data_folder_says_what_was_skipped(root, tmp_path, capsys):
     folder = write_files(tmp_path / "f", {**two_classes(3), "cats/cut.png": truncated(image_bytes(0))})
     resolve_config("quick", str(folder), [])
-    assert "1 files skipped (1 damaged or truncated)" in capsys.readouterr().err
+    assert "1 file skipped (1 damaged or truncated)" in capsys.readouterr().err
 
 
 def test_cli_data_refuses_a_bad_zip_with_exit_status_2(root, tmp_path, capsys):
