@@ -309,9 +309,10 @@ def data_section() -> datasets.DatasetInfo | None:
     try:
         info = describe_dataset(state.dataset, (state.data_dir or None), 0.2, state.seed)
     except datasets.DatasetError as exc:
-        st.error(str(exc))
+        message = st.empty()  # a failed download replaces this message: its own says what to do by hand
+        message.error(str(exc))
         if is_downloadable(state.dataset) and not state.data_dir and shown("data"):
-            download_control(state.dataset)
+            download_control(state.dataset, message)
         return None
     st.markdown(info.description)
     sizes = pd.DataFrame(info.split_sizes).rename_axis("class")
@@ -327,8 +328,8 @@ def data_section() -> datasets.DatasetInfo | None:
     return info
 
 
-def download_control(name: str) -> None:
-    """Fetch a course dataset on first use, with a progress bar."""
+def download_control(name: str, message) -> None:
+    """Fetch a course dataset on first use, with a progress bar; a failure's message replaces `message`."""
     size_mb = download_bytes(name) / 1e6
     if not st.button(f"Download {datasets.REGISTRY[name].title} ({size_mb:.0f} MB)", type="primary"):
         return
@@ -342,7 +343,7 @@ def download_control(name: str) -> None:
         ensure_dataset(name, progress)
     except DownloadError as exc:
         bar.empty()
-        st.error(str(exc))
+        message.error(str(exc))
         return
     describe_dataset.clear()
     st.rerun()

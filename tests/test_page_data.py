@@ -115,7 +115,7 @@ def test_download_with_the_server_down_shows_the_url_and_the_steps_by_hand(lab_e
 
     errors = page.texts("error")
     failures = [e for e in errors if "could not be downloaded" in e]
-    assert len(failures) == 1, errors
+    assert len(failures) == 1 and len(errors) == 1, "one message, the steps by hand once"
     message = failures[0]
     assert "no route to its URLs" in message and url in message and "refused" in message.lower(), message
     assert "Nothing was written" in message and "By hand" in message
