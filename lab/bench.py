@@ -833,14 +833,6 @@ _VARIANT_SOURCES_JS = """() => Array.from(document.querySelectorAll('[data-testi
 _CHART_SELECTOR = ".js-plotly-plot svg.main-svg"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _loaded_tensorflow(pid: int) -> bool:
     """Whether TensorFlow's shared libraries are mapped into process `pid` (i.e. it imported tensorflow)."""
     try:
@@ -917,55 +909,6 @@ def _populate_store(store: Path, log) -> tuple[str, str, float]:
     return keys[0], keys[1], seconds
 
 
-class _Server:
-    """`streamlit run streamlit_app.py` on 127.0.0.1, in its own process group (with its training child)."""
-
-    def __init__(self, store: Path, log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        env = {**os.environ, "LAB_RUN_STORE": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py")]
-        command += ["--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"]
-        command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> float:
-        import urllib.request
-
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        return time.perf_counter() - self.started
-            except OSError:
-                pass
-            if time.perf_counter() - self.started > timeout:
-                raise RuntimeError(f"streamlit did not answer within {timeout:.0f} s")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        import signal
-
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                continue
-        self._log.close()
-
-
-@dataclass
 @dataclass
 class _Visit:
     tab: Any  # what to close afterwards: the fresh context, or the tab in a shared context
@@ -1128,7 +1071,9 @@ def measure_page(work: Path, args, log) -> dict[str, Any]:
         log(f"page: the script alone (AppTest) {json.dumps({k: round(v, 2) for k, v in result['script'].items()})}")
     except Exception as exc:  # the browser figures still stand without it
         result["script"] = {"error": f"{type(exc).__name__}: {exc}"}
-    server = _Server(store, work / "streamlit.log")
+    from lab.serve import StreamlitServer
+
+    server = StreamlitServer({"LAB_RUN_STORE": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}, work / "streamlit.log")
     try:
         result["server_ready_seconds"] = server.wait_ready()
         pid = server.process.pid

@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import from_rows
+from lab.serve import StreamlitServer, free_port  # noqa: F401 (used by the browser tests)
 from lab.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,68 +282,4 @@ def seed_run(store: RunStore, config: RunConfig, epochs: int | None = None, stat
     return key
 
 
-# -- a real server -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class StreamlitServer:
-    """`streamlit run streamlit_app.py` on 127.0.0.1 in its own process group, so that stopping it
-    also stops the training child it started."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, unset: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        command = [sys.executable, "-m", "streamlit", "run", str(APP)]
-        command += ["--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true"]
-        command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env={**{k: v for k, v in os.environ.items() if k not in unset}, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> float:
-        """Seconds until the server answers its health check."""
-        start = time.monotonic()
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"streamlit exited with {self.process.returncode}: {self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        return time.monotonic() - start
-            except OSError:
-                pass
-            if time.monotonic() - start > timeout:
-                raise AssertionError(f"streamlit did not answer within {timeout:.0f} s: {self.log()}")
-            time.sleep(0.25)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        # The group may hold the training child after the server itself ended.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._log.close()
+# -- a real server: lab.serve.StreamlitServer (also the benchmark's and the load test's) ------------------

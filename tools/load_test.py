@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,16 +30,11 @@ sys.path.insert(0, str(REPO))
 from lab.bench import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.presets import load_preset  # noqa: E402
+from lab.serve import StreamlitServer  # noqa: E402
 from lab.store import RunStore  # noqa: E402
 
 # The load test adds one flag: twenty pages at once outgrow /dev/shm.
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--disable-dev-shm-usage"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -78,32 +69,6 @@ class MemorySampler(threading.Thread):
         while not self.stopped.is_set():
             self.peak = max(self.peak, tree_rss_mb(self.pid))
             time.sleep(self.every)
-
-
-def start_server(port: int, store: Path) -> subprocess.Popen:
-    env = {**os.environ, "LAB_RUN_STORE": str(store), "LAB_HOSTED": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
-    command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    server = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError("the streamlit server did not answer within 60 s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(server.pid, signal.SIGKILL)
 
 
 async def one_session(browser, url: str, index: int, results: list, timeout: float) -> None:
@@ -169,11 +134,11 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "runs"
-        port = free_port()
+        server = StreamlitServer({"LAB_RUN_STORE": str(store), "LAB_HOSTED": "1"}, Path(folder) / "streamlit.log")
+        server.wait_ready()
         query = urllib.parse.urlencode({"preset": "quick", "dataset": config.dataset, **config.to_query()})
-        url = f"http://127.0.0.1:{port}/?{query}"
-        server = start_server(port, store)
-        sampler = MemorySampler(server.pid)
+        url = f"{server.url}?{query}"
+        sampler = MemorySampler(server.process.pid)
         sampler.start()
         started = time.monotonic()
         try:
@@ -182,7 +147,7 @@ def main() -> int:
             wall = time.monotonic() - started
             sampler.stopped.set()
             sampler.join()
-            stop_server(server)
+            server.stop()
         runs = RunStore(store).list_runs()
     report = {
         "sessions": args.sessions,
