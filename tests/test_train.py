@@ -171,6 +171,20 @@ def test_the_model_cache_keeps_its_latest_architectures_only(two_class_folder):
     assert cache.take(config.replace(image_size=64), 2) is not taken
 
 
+def test_the_model_cache_lets_go_of_models_past_its_memory_budget(two_class_folder):
+    # An idle model holds its weights: a large one must not sit in memory through later runs.
+    cache = train.ModelCache(size=3, budget_mb=5)
+    config = tiny_config(two_class_folder)
+    small = cache.take(config, 2)  # 48 px: about 0.3 MB of weights
+    cache.give_back(small)
+    assert cache.take(config, 2) is small
+    cache.give_back(small)
+    large = cache.take(config.replace(image_size=150), 2)  # 14 MB of weights
+    cache.give_back(large)
+    assert cache.take(config.replace(image_size=150), 2) is not large
+    assert cache.take(config, 2) is not small, "the oldest goes first"
+
+
 # -- the last decoded data, kept for the next run -----------------------------------------------------
 def test_last_data_decodes_once_for_runs_on_the_same_data_and_again_when_the_data_differ(two_class_folder, monkeypatch):
     loads = []
