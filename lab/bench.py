@@ -755,7 +755,7 @@ def measure_memory(data: Path, args, log) -> dict[str, Any]:
         train_images=args.memory_train_images,
     )
     result: dict[str, Any] = {"comparison_config": comparison.to_dict()}
-    trainer = SubprocessTrainer(jobs_per_process=1000)
+    trainer = SubprocessTrainer(jobs_per_process=1000, recycle_growth_mb=None)  # measure growth, never recycle
     peak: dict[str, float] = {}
     stop = threading.Event()
     sampler = threading.Thread(
@@ -790,7 +790,7 @@ def measure_memory(data: Path, args, log) -> dict[str, Any]:
         }
     )
     log(f"memory: {args.growth_runs} runs through one child ({args.growth_size} px, 1 epoch each)")
-    trainer = SubprocessTrainer(jobs_per_process=1000)
+    trainer = SubprocessTrainer(jobs_per_process=1000, recycle_growth_mb=None)  # measure growth, never recycle
     rss = []
     try:
         for index in range(args.growth_runs):

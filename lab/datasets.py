@@ -388,6 +388,26 @@ def load(config: RunConfig) -> Data:
     )
 
 
+def decoded_key(config: RunConfig) -> tuple:
+    """Everything `load(config)` depends on: configurations with equal keys decode to equal `Data`.
+
+    A folder's key includes the name, size and modification time of every file under it, so
+    a folder changed on disk is decoded again. Raises `DatasetError` as `load` would for a
+    folder that is not there.
+    """
+    settings = (config.dataset, config.image_size, config.train_images, config.seed, _cache_budget_bytes())
+    if config.dataset == "builtin":
+        return settings
+    root = resolve_folder(config)
+    files = tuple(sorted((str(p.relative_to(root)), *_size_and_time(p)) for p in root.rglob("*")))
+    return (*settings, str(root.resolve()), config.validation_split, files)
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _cache_budget_bytes() -> int:
     return int(float(os.environ.get("LAB_CACHE_MB", DEFAULT_CACHE_MB)) * 1024 * 1024)
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 from lab.config import RunConfig
 
 
+def architecture(config: RunConfig, num_classes: int) -> tuple[int, int, float]:
+    """Everything `build_model` bakes into the model's traced training step: two runs that agree on it can
+    train the same compiled model (`lab.train` reuses one, reset to a fresh model's state, instead of tracing
+    again). The seed and the learning rate are not part of it: they live in variables (the initial weights,
+    Dropout's seed state, the optimizer's learning rate) that the reset assigns."""
+    return (config.image_size, num_classes, float(config.dropout))
+
+
 def build_model(config: RunConfig, num_classes: int):
     """Conv 32-64-128-128 (3x3, each followed by 2x2 max-pooling), Flatten, Dense 512, output.
 
     Two classes get one sigmoid unit and binary cross-entropy, as in the course; more
     classes get a softmax. RMSprop with the configured learning rate (the course's 1e-4
     by default). `dropout` > 0 adds the course's Dropout after Flatten.
+
+    Keep `architecture` in step: whatever here depends on `config` other than the seed and
+    the learning rate belongs in it.
     """
     import keras
     from keras import layers

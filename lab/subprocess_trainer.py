@@ -36,8 +36,9 @@ from lab.errors import RunCancelled
 
 _PREFIX = "@@lab "  # marks protocol lines, so a stray print in the child cannot confuse the parent
 STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
-# TensorFlow keeps about 10 MB per finished run after clear_session (its traced training
-# step, see docs/performance.md): past this much growth the child is replaced.
+# A safety net: the child reuses its models and data, so a run leaves nothing behind that
+# the next does not reuse (docs/performance.md, "Results: memory"). Should a job still leave
+# the child this much bigger than any earlier job left it, the child is replaced.
 RECYCLE_GROWTH_MB = 100
 
 
@@ -48,13 +49,14 @@ class TrainingFailed(RuntimeError):
 class SubprocessTrainer:
     """A `train(config, on_epoch, should_stop)` callable that trains in a child process."""
 
-    def __init__(self, jobs_per_process: int = 20) -> None:
+    def __init__(self, jobs_per_process: int = 20, recycle_growth_mb: float | None = RECYCLE_GROWTH_MB) -> None:
         # Recycle the child now and then: TensorFlow does not give every byte back.
         self.jobs_per_process = jobs_per_process
+        self.recycle_growth_mb = recycle_growth_mb  # None: never on growth (the benchmark measures growth)
         self._child: subprocess.Popen | None = None
         self._messages: queue.Queue = queue.Queue()
         self._jobs_done = 0
-        self._first_rss: float | None = None
+        self._reset_growth()
         self._lock = threading.Lock()
 
     def __call__(
@@ -97,27 +99,46 @@ class SubprocessTrainer:
                 if on_epoch is not None:
                     on_epoch(message["epoch"])
             elif "done" in message:
-                self._finish_job()
+                self._finish_job(config)
                 return hist.from_rows(rows)
             elif "cancelled" in message:
-                self._finish_job()
+                self._finish_job(config)
                 raise RunCancelled(hist.from_rows(rows))
             elif "error" in message:
-                self._finish_job()
+                self._finish_job(config)
                 raise TrainingFailed(message["error"])
             elif "exit" in message:
                 self._child = None
                 raise TrainingFailed(_death_notice(message["exit"]))
 
-    def _finish_job(self) -> None:
+    def _finish_job(self, config: RunConfig) -> None:
         self._jobs_done += 1
-        rss = _rss_mb(self._child.pid) if self._child is not None else None
-        if self._first_rss is None:
-            self._first_rss = rss
-        grown = rss is not None and self._first_rss is not None and rss - self._first_rss > RECYCLE_GROWTH_MB
-        if self._jobs_done >= self.jobs_per_process or grown:
+        if self._jobs_done >= self.jobs_per_process or self._grown(config):
             self.close()
-            self._jobs_done, self._first_rss = 0, None
+            self._jobs_done = 0
+            self._reset_growth()
+
+    def _grown(self, config: RunConfig) -> bool:
+        """Whether the child, after a job like ones it ran before, holds more than any earlier job left it.
+
+        A first job of its kind (larger images, more of them, the augmented pipeline) may
+        rightly need more memory: it raises the mark instead. Only a repeated kind of job
+        that ends higher is growth; replacing the child then would also drop the decoded
+        images that the second job of a comparison reuses, so a bigger first job must not.
+        """
+        rss = _rss_mb(self._child.pid) if self._child is not None else None
+        if rss is None or self.recycle_growth_mb is None:
+            return False
+        workload = _workload(config)
+        if workload not in self._workloads:
+            self._workloads.add(workload)
+            self._rss_mark = max(self._rss_mark, rss)
+            return False
+        return rss - self._rss_mark > self.recycle_growth_mb
+
+    def _reset_growth(self) -> None:
+        self._workloads: set[tuple] = set()
+        self._rss_mark = 0.0
 
     def _ensure_child(self) -> subprocess.Popen:
         if self._child is not None and self._child.poll() is None:
@@ -126,7 +147,8 @@ class SubprocessTrainer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._messages = queue.Queue()
-        self._jobs_done, self._first_rss = 0, None
+        self._jobs_done = 0
+        self._reset_growth()
         self._child = subprocess.Popen(
             [sys.executable, "-u", "-m", "lab.subprocess_trainer"],
             stdin=subprocess.PIPE,
@@ -155,6 +177,20 @@ def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
     messages.put({"exit": child.wait()})
 
 
+def _workload(config: RunConfig) -> tuple:
+    """What sets a job's memory: its data, image size and pipeline, not its seed or learning rate."""
+    return (
+        config.dataset,
+        config.data_dir,
+        config.image_size,
+        config.train_images,
+        config.validation_split,
+        config.batch_size,
+        config.dropout,
+        config.augmentation.enabled,
+    )
+
+
 def _rss_mb(pid: int) -> float | None:
     """Resident memory of a process in MB, where /proc tells (Linux); None elsewhere."""
     try:
@@ -181,7 +217,7 @@ def serve() -> None:
     # the page wins the cores when a visitor clicks while a model trains.
     if hasattr(os, "nice"):
         os.nice(10)
-    from lab.train import train
+    from lab.train import LastData, train
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
     out, sys.stdout = sys.stdout, sys.stderr
@@ -203,9 +239,13 @@ def serve() -> None:
         out.flush()
 
     threading.Thread(target=read_commands, daemon=True).start()
+    last_data = LastData()  # a comparison's second job trains on the first's decoded images
     while (job := jobs.get()) is not None:
         try:
-            train(RunConfig.from_dict(job), on_epoch=lambda row: say({"epoch": row}), should_stop=stop.is_set)
+            config = RunConfig.from_dict(job)
+            # No local name for the data: when the next job reads other data, the last
+            # reference is LastData's own, and the old images are freed before the new ones load.
+            train(config, lambda row: say({"epoch": row}), stop.is_set, data=last_data.get(config))
         except RunCancelled:
             say({"cancelled": True})
         except Exception as exc:  # any failure ends this run only; the child serves the next one

@@ -6,12 +6,16 @@ each finished epoch and `should_stop` to cancel between batches.
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lab import history as hist
@@ -51,10 +55,7 @@ def train(
     runs. Raises `RunCancelled` (with the partial history) when `should_stop()` turns
     true, `TrainingError` when the loss is no longer a number.
     """
-    import keras
-
     from lab import datasets
-    from lab.model import build_model
 
     _make_deterministic(config.seed)
     data = data if data is not None else datasets.load(config)
@@ -62,7 +63,7 @@ def train(
         raise ConfigError("data was loaded for another image size")
     train_ds, steps = datasets.training_pipeline(data, config)
     validation_ds = datasets.validation_pipeline(data, config)
-    model = build_model(config, data.num_classes)
+    model = MODELS.take(config, data.num_classes)
     reporter = _Reporter(on_epoch, should_stop)
     try:
         model.fit(
@@ -77,9 +78,11 @@ def train(
     except _Stop:
         raise RunCancelled(hist.from_rows(reporter.rows)) from None
     finally:
-        # Free the graph and the model now: a long-lived app trains many runs.
-        del model
-        keras.backend.clear_session(free_memory=True)
+        # A fit that raised may leave its validation iterator on the model: it holds the pipeline.
+        model._eval_epoch_iterator = None
+        MODELS.give_back(model)
+        del model, train_ds, validation_ds
+        gc.collect()  # the pipelines' iterators and the seeded template model, now rather than later
     return hist.from_rows(reporter.rows)
 
 
@@ -99,6 +102,110 @@ def compare(
         report = (lambda row, side=side: on_epoch(side, row)) if on_epoch else None
         runs[side] = train(side_config, report, should_stop, data=data)
     return Comparison(runs["baseline"], runs["augmented"], config)
+
+
+class ModelCache:
+    """Compiled course CNNs kept between runs, one per architecture (`lab.model.architecture`).
+
+    Why: TensorFlow keeps about 10 MB of every traced training step for the life of the
+    process, `keras.backend.clear_session` or not, so a process that builds a model per run
+    grows by that much per run. A reused model's `fit` finds its traced train and test
+    functions and traces nothing. Each run still starts exactly where a fresh model would:
+    a model is built from the seed as before, and its initial values (weights, Dropout's
+    seed state, the optimizer's variables and learning rate) are assigned to the cached one.
+    """
+
+    def __init__(self, size: int = 3, budget_mb: float = 128) -> None:
+        # A few architectures, not one: a page switching image sizes keeps its traces too. But
+        # an idle model holds its weights and optimizer slots (28 MB at 150 px, 470 MB at 512 px):
+        # past `budget_mb` the oldest are dropped, so they never add to a later run's peak.
+        self.size = size
+        self.budget_mb = budget_mb
+        self._models: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, config: RunConfig, num_classes: int) -> Any:
+        """A compiled model in the state of `build_model(config, num_classes)` just after seeding."""
+        from lab import model as model_module
+
+        fresh = model_module.build_model(config, num_classes)
+        key = model_module.architecture(config, num_classes)
+        with self._lock:  # a model trains one run at a time: it is out of the cache while it trains
+            cached = self._models.pop(key, None)
+        if cached is None:
+            fresh._lab_architecture = key
+            return fresh
+        _assign_initial_state(cached, fresh)
+        return cached
+
+    def give_back(self, model: Any) -> None:
+        """Keep `model` for the next run of its architecture, dropping the least recently used past `size`."""
+        key = getattr(model, "_lab_architecture", None)
+        if key is None:
+            return
+        with self._lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while self._models and (len(self._models) > self.size or _megabytes(self._models) > self.budget_mb):
+                self._models.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+def _megabytes(models: OrderedDict[tuple, Any]) -> float:
+    """What the models' variables (weights, optimizer slots) hold."""
+    variables = [v for model in models.values() for v in [*model.variables, *model.optimizer.variables]]
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) / 2**20
+
+
+def _assign_initial_state(cached: Any, fresh: Any) -> None:
+    """Make `cached` start its run exactly as the just-built `fresh` model would."""
+    # Every variable of the network: weights, and Dropout's seed-generator state (its draws
+    # follow from it, so a reused model drops the same units as a fresh one).
+    for target, source in zip(cached.variables, fresh.variables, strict=True):
+        target.assign(source)
+    # The optimizer's slots (RMSprop's moving averages), iteration count and learning rate:
+    # build the fresh optimizer's slots, as fit would, and copy them all.
+    if cached.optimizer.built:
+        fresh.optimizer.build(fresh.trainable_variables)
+    for target, source in zip(cached.optimizer.variables, fresh.optimizer.variables, strict=True):
+        target.assign(source)
+    cached.reset_metrics()
+
+
+# The process's models: the app's training child and the command line train through it.
+MODELS = ModelCache()
+
+
+class LastData:
+    """The decoded data of the last run, kept for the next run that reads the same data.
+
+    The app sends a comparison as two jobs, without then with augmentation, on the same
+    data: the second finds the images decoded and cached, instead of decoding them again
+    beside the first run's freed cache. At most one dataset is kept.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._data: Any = None
+
+    def get(self, config: RunConfig) -> Any:
+        """`lab.datasets.load(config)`, or the last one's result when it read the same data."""
+        from lab import datasets
+
+        key = datasets.decoded_key(config)
+        if key != self._key:
+            # Let go of the old images before decoding new ones: never two datasets at once.
+            self.clear()
+            self._data = datasets.load(config)
+            self._key = key
+        return self._data
+
+    def clear(self) -> None:
+        self._key = self._data = None
+        gc.collect()
 
 
 class _Stop(Exception):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from lab import subprocess_trainer
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import COLUMNS
@@ -58,6 +59,44 @@ def test_a_second_job_reuses_the_same_child(trainer):
     assert child_pid(trainer) == pid, "no new process: TensorFlow is imported once"
     assert len(history) == 1 and len(rows) == 1
     print(f"a warm one-epoch job: {time.monotonic() - start:.1f} s")
+
+
+def test_a_comparisons_second_job_gives_the_history_it_gives_alone_in_a_fresh_child(trainer):
+    # The child keeps the baseline's decoded images and compiled model for the augmented job:
+    # what that job learns must not depend on it.
+    augmented = TINY.replace(epochs=2, seed=11)
+    train(trainer, augmented.without_augmentation())
+    after_baseline, _ = train(trainer, augmented)
+    fresh = SubprocessTrainer()
+    try:
+        alone, _ = train(fresh, augmented)
+    finally:
+        fresh.close()
+    numbers = [c for c in COLUMNS if c != "seconds"]
+    assert after_baseline[numbers].to_dict("records") == alone[numbers].to_dict("records")
+
+
+def test_the_child_is_replaced_when_a_repeated_kind_of_job_leaves_it_bigger_not_for_a_bigger_first_job(
+    monkeypatch,
+):
+    # The child's memory, as the parent reads it after each job (faked: real growth takes many runs).
+    readings = iter([700.0, 1000.0, 1090.0, 1101.0, 700.0])
+    monkeypatch.setattr(subprocess_trainer, "_rss_mb", lambda pid: next(readings))
+    trainer = SubprocessTrainer()
+    try:
+        small, large = TINY.replace(epochs=1), TINY.replace(epochs=1, image_size=64)
+        train(trainer, small)
+        pid = child_pid(trainer)
+        train(trainer, large)
+        assert child_pid(trainer) == pid, "a first job of a bigger kind may leave the child bigger"
+        train(trainer, small.replace(seed=2))
+        assert child_pid(trainer) == pid, "90 MB over the most any earlier job left: kept"
+        train(trainer, small.replace(seed=3))
+        assert child_pid(trainer) is None, "101 MB over it after a job of a known kind: replaced"
+        train(trainer, small.replace(seed=4))
+        assert child_pid(trainer) not in (None, pid), "the next job starts a fresh child"
+    finally:
+        trainer.close()
 
 
 def test_should_stop_cancels_within_two_seconds_with_the_partial_history(trainer):

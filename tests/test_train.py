@@ -7,7 +7,9 @@ Everything trains the course CNN at 48 px on a few dozen images for one or two e
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,100 @@ def test_augmented_batches_repeat_for_a_seed_and_change_across_epochs_and_seeds(
     plain = _epoch_images(config.without_augmentation(), data, 2)
     assert sorted(plain[0]) == sorted(plain[1]) and len(set(plain[0])) == 10
     assert plain[0] != plain[1]  # but the order is reshuffled each epoch
+
+
+# -- one compiled model per architecture, reused ------------------------------------------------------
+def test_a_reused_model_trains_exactly_as_a_fresh_one_whatever_ran_on_it_before(two_class_folder, monkeypatch):
+    # The process keeps its compiled model between runs (no new trace, no memory growth per run). A
+    # run on it must give the very history a freshly built model gives: even after a cancelled run,
+    # a diverged one and another architecture, and with dropout (whose seed state moves as it trains).
+    import tensorflow as tf
+
+    config = tiny_config(two_class_folder, dropout=0.5, augmentation=AUGMENTATION)
+    used = []
+    take = train.MODELS.take
+    monkeypatch.setattr(train.MODELS, "take", lambda c, n: used.append(take(c, n)) or used[-1])
+    train.MODELS.clear()
+    fresh = train.train(config)
+
+    # Cancelled after the first batch of its second epoch (should_stop is asked at each epoch's
+    # start and after each of its 3 batches): weights, optimizer and dropout seed half-way through.
+    calls = itertools.count(1)
+    with pytest.raises(RunCancelled) as cancelled:
+        train.train(config.replace(seed=5, learning_rate=3e-3), should_stop=lambda: next(calls) >= 6)
+    assert len(cancelled.value.history) == 1
+    # Diverged: NaN weights and optimizer slots.
+    original = datasets.training_pipeline
+    with monkeypatch.context() as poisoned:
+        poisoned.setattr(
+            datasets,
+            "training_pipeline",
+            lambda d, c: ((ds := original(d, c))[0].map(lambda x, y: (x, y * tf.constant(float("nan")))), ds[1]),
+        )
+        with pytest.raises(TrainingError):
+            train.train(config.without_augmentation().replace(seed=9))
+    train.train(config.replace(dropout=0.0, image_size=64, epochs=1))  # another architecture in between
+    again = train.train(config)
+
+    assert used[1] is used[2] is used[0], "one model for the architecture, reused"
+    assert used[3] is not used[0]
+    assert used[4] is used[0], "reused after another architecture"
+    pd.testing.assert_frame_equal(numbers(again), numbers(fresh), check_exact=True)
+
+
+def test_the_model_cache_keeps_its_latest_architectures_only(two_class_folder):
+    cache = train.ModelCache(size=2)
+    config = tiny_config(two_class_folder)
+    first = cache.take(config, 2)
+    cache.give_back(first)
+    assert cache.take(config, 2) is first
+    cache.give_back(first)
+    for size in (56, 64):  # two other architectures push the first one out
+        cache.give_back(cache.take(config.replace(image_size=size), 2))
+    assert cache.take(config, 2) is not first
+    # A model in use is out of the cache: a second taker gets a model of its own.
+    taken = cache.take(config.replace(image_size=64), 2)
+    assert cache.take(config.replace(image_size=64), 2) is not taken
+
+
+def test_the_model_cache_lets_go_of_models_past_its_memory_budget(two_class_folder):
+    # An idle model holds its weights: a large one must not sit in memory through later runs.
+    cache = train.ModelCache(size=3, budget_mb=5)
+    config = tiny_config(two_class_folder)
+    small = cache.take(config, 2)  # 48 px: about 0.3 MB of weights
+    cache.give_back(small)
+    assert cache.take(config, 2) is small
+    cache.give_back(small)
+    large = cache.take(config.replace(image_size=150), 2)  # 14 MB of weights
+    cache.give_back(large)
+    assert cache.take(config.replace(image_size=150), 2) is not large
+    assert cache.take(config, 2) is not small, "the oldest goes first"
+
+
+# -- the last decoded data, kept for the next run -----------------------------------------------------
+def test_last_data_decodes_once_for_runs_on_the_same_data_and_again_when_the_data_differ(two_class_folder, monkeypatch):
+    loads = []
+    original = datasets.load
+    monkeypatch.setattr(datasets, "load", lambda config: loads.append(config) or original(config))
+    last = train.LastData()
+    config = tiny_config(two_class_folder, augmentation=AUGMENTATION)
+
+    baseline = last.get(config.without_augmentation())
+    # The augmented run of a comparison, and any change that leaves the decoded images alone.
+    assert last.get(config.replace(learning_rate=1e-2, epochs=1, dropout=0.5)) is baseline
+    assert len(loads) == 1
+
+    for changed in (config.replace(image_size=64), config.replace(train_images=12), config.replace(seed=3)):
+        assert last.get(changed) is not baseline
+    assert len(loads) == 4
+    # The same settings on a folder changed on disk: decoded again, and the new image is in.
+    data = last.get(config)
+    assert len(loads) == 5
+    cats = two_class_folder / "train" / "cats"
+    first_cat = sorted(cats.iterdir())[0]
+    shutil.copy(first_cat, cats / f"added{first_cat.suffix}")
+    assert last.get(config) is not data and len(loads) == 6
+    assert last.get(config).train_count == data.train_count + 1
 
 
 # -- cancellation ----------------------------------------------------------------------------------
