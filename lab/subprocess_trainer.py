@@ -1,7 +1,7 @@
 """Train in a child process, so the app process never holds TensorFlow.
 
 The page's worker calls `SubprocessTrainer` exactly as it would call `lab.train.train`.
-Behind it, one long-lived child process (`python -m lab.subprocess_trainer`) imports
+Behind it, one long-lived child process (`python -m lab.train_child`) imports
 TensorFlow once and trains the jobs it is sent, one at a time. Why a process, not a
 thread of the app:
 
@@ -33,8 +33,8 @@ import pandas as pd
 from lab import history as hist
 from lab.config import RunConfig
 from lab.errors import RunCancelled
+from lab.train_child import PREFIX
 
-_PREFIX = "@@lab "  # marks protocol lines, so a stray print in the child cannot confuse the parent
 STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
 # A safety net: the child reuses its models and data, so a run leaves nothing behind that
 # the next does not reuse (docs/performance.md, "Results: memory"). Should a job still leave
@@ -150,7 +150,7 @@ class SubprocessTrainer:
         self._jobs_done = 0
         self._reset_growth()
         self._child = subprocess.Popen(
-            [sys.executable, "-u", "-m", "lab.subprocess_trainer"],
+            [sys.executable, "-u", "-m", "lab.train_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -172,8 +172,8 @@ class SubprocessTrainer:
 
 def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
     for line in child.stdout:
-        if line.startswith(_PREFIX):
-            messages.put(json.loads(line[len(_PREFIX) :]))
+        if line.startswith(PREFIX):
+            messages.put(json.loads(line[len(PREFIX) :]))
     messages.put({"exit": child.wait()})
 
 
@@ -208,51 +208,3 @@ def _death_notice(code: int | None) -> str:
         " (killed: most likely out of memory; try smaller images or fewer training images)" if code in (-9, 137) else ""
     )
     return f"the training process stopped unexpectedly with exit code {code}{hint}"
-
-
-# -- the child's side ---------------------------------------------------------------------
-def serve() -> None:
-    """Read jobs from stdin and train them one by one, reporting on stdout."""
-    # A lower priority, set before TensorFlow starts its thread pools (they inherit it):
-    # the page wins the cores when a visitor clicks while a model trains.
-    if hasattr(os, "nice"):
-        os.nice(10)
-    from lab.train import LastData, train
-
-    # Protocol lines only on stdout: anything else the child prints goes to stderr.
-    out, sys.stdout = sys.stdout, sys.stderr
-    stop = threading.Event()
-    jobs: queue.Queue = queue.Queue()
-
-    def read_commands() -> None:
-        for line in sys.stdin:
-            command = json.loads(line)
-            if "stop" in command:
-                stop.set()
-            elif "train" in command:
-                stop.clear()  # a new job: forget a stop meant for the previous one
-                jobs.put(command["train"])
-        jobs.put(None)  # the parent closed our stdin: time to go
-
-    def say(message: dict[str, Any]) -> None:
-        out.write(_PREFIX + json.dumps(message) + "\n")
-        out.flush()
-
-    threading.Thread(target=read_commands, daemon=True).start()
-    last_data = LastData()  # a comparison's second job trains on the first's decoded images
-    while (job := jobs.get()) is not None:
-        try:
-            config = RunConfig.from_dict(job)
-            # No local name for the data: when the next job reads other data, the last
-            # reference is LastData's own, and the old images are freed before the new ones load.
-            train(config, lambda row: say({"epoch": row}), stop.is_set, data=last_data.get(config))
-        except RunCancelled:
-            say({"cancelled": True})
-        except Exception as exc:  # any failure ends this run only; the child serves the next one
-            say({"error": f"{type(exc).__name__}: {exc}"})
-        else:
-            say({"done": True})
-
-
-if __name__ == "__main__":
-    serve()

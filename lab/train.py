@@ -13,14 +13,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from lab import history as hist
 from lab.config import ConfigError, RunConfig
 from lab.errors import RunCancelled
+
+if TYPE_CHECKING:
+    import pandas as pd  # not at run time: the training child trains without pandas (`train_rows`)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
@@ -39,6 +40,10 @@ class Comparison:
     config: RunConfig
 
     def summary(self) -> pd.DataFrame:
+        import pandas as pd
+
+        from lab import history as hist
+
         rows = {"baseline": hist.summarize(self.baseline), "augmented": hist.summarize(self.augmented)}
         return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -54,6 +59,25 @@ def train(
     `data` (from `lab.datasets.load`) lets a comparison decode its images once for both
     runs. Raises `RunCancelled` (with the partial history) when `should_stop()` turns
     true, `TrainingError` when the loss is no longer a number.
+    """
+    from lab import history as hist
+
+    try:
+        return hist.from_rows(train_rows(config, on_epoch, should_stop, data))
+    except RunCancelled as cancelled:
+        raise RunCancelled(hist.from_rows(cancelled.history)) from None
+
+
+def train_rows(
+    config: RunConfig,
+    on_epoch: EpochCallback | None = None,
+    should_stop: StopCheck | None = None,
+    data: Any = None,
+) -> list[dict[str, Any]]:
+    """`train` without pandas: the history as a list of per-epoch rows (`lab.history.COLUMNS`).
+
+    The app's training child calls this one: it reports rows and never needs a DataFrame
+    (`lab.train_child.keep_pandas_out`). Raises `RunCancelled` with the partial rows.
     """
     from lab import datasets
 
@@ -76,14 +100,14 @@ def train(
             verbose=0,
         )
     except _Stop:
-        raise RunCancelled(hist.from_rows(reporter.rows)) from None
+        raise RunCancelled(list(reporter.rows)) from None
     finally:
         # A fit that raised may leave its validation iterator on the model: it holds the pipeline.
         model._eval_epoch_iterator = None
         MODELS.give_back(model)
         del model, train_ds, validation_ds
         gc.collect()  # the pipelines' iterators and the seeded template model, now rather than later
-    return hist.from_rows(reporter.rows)
+    return reporter.rows
 
 
 def compare(

@@ -51,6 +51,18 @@ def test_a_tiny_run_returns_its_history_and_reports_every_epoch(trainer):
     assert child_pid(trainer) is not None, "the child stays up for the next job"
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the child's memory map (Linux /proc)")
+def test_the_child_trains_and_cancels_without_loading_pandas(trainer):
+    """pandas is about 60 MB of the child's memory, and Keras would import it if let (docs/performance.md)."""
+    train(trainer, TINY.replace(epochs=1, augmentation={"horizontal_flip": True}))
+    with pytest.raises(RunCancelled):
+        train(trainer, TINY.replace(epochs=3), should_stop=lambda: True)
+    with open(f"/proc/{child_pid(trainer)}/maps", encoding="utf-8", errors="replace") as maps:
+        mapped = maps.read()
+    assert "tensorflow" in mapped, "the check reads the right process: the one that trained"
+    assert "/pandas/" not in mapped, "pandas was loaded into the training child"
+
+
 def test_a_second_job_reuses_the_same_child(trainer):
     train(trainer, TINY.replace(epochs=1))
     pid = child_pid(trainer)
