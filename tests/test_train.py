@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import math
 import shutil
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,22 @@ def test_the_model_cache_lets_go_of_models_past_its_memory_budget(two_class_fold
     cache.give_back(large)
     assert cache.take(config.replace(image_size=150), 2) is not large
     assert cache.take(config, 2) is not small, "the oldest goes first"
+
+
+def test_a_reused_model_lets_go_of_the_fresh_template_before_it_trains(two_class_folder, monkeypatch):
+    # The template copied into a cached model is as big as the model: alive through the run, it adds to the peak.
+    templates = []
+    build = model.build_model
+    monkeypatch.setattr(
+        model, "build_model", lambda *a, **k: templates.append(weakref.ref(build(*a, **k))) or templates[-1]()
+    )
+    cache = train.ModelCache()
+    config = tiny_config(two_class_folder)
+    first = cache.take(config, 2)
+    cache.give_back(first)
+    assert cache.take(config, 2) is first
+    assert len(templates) == 2 and templates[0]() is first
+    assert templates[1]() is None, "the template a reused model was reset from is still in memory"
 
 
 # -- the last decoded data, kept for the next run -----------------------------------------------------
