@@ -190,9 +190,13 @@ def test_a_reused_model_lets_go_of_the_fresh_template_before_it_trains(two_class
     # The template copied into a cached model is as big as the model: alive through the run, it adds to the peak.
     templates = []
     build = model.build_model
-    monkeypatch.setattr(
-        model, "build_model", lambda *a, **k: templates.append(weakref.ref(build(*a, **k))) or templates[-1]()
-    )
+
+    def build_and_watch(*args, **kwargs):
+        built = build(*args, **kwargs)
+        templates.append(weakref.ref(built))
+        return built
+
+    monkeypatch.setattr(model, "build_model", build_and_watch)
     cache = train.ModelCache()
     config = tiny_config(two_class_folder)
     first = cache.take(config, 2)
