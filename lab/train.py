@@ -77,7 +77,7 @@ def train_rows(
     """`train` without pandas: the history as a list of per-epoch rows (`lab.history.COLUMNS`).
 
     The app's training child calls this one: it reports rows and never needs a DataFrame
-    (`lab.train_child.keep_pandas_out`). Raises `RunCancelled` with the partial rows.
+    (`lab.train_child.keep_unused_packages_out`). Raises `RunCancelled` with the partial rows.
     """
     from lab import datasets
 

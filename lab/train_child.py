@@ -6,7 +6,7 @@ parent writes `{"train": config}` or `{"stop": true}` to stdin; the child writes
 stdout, each line marked with `PREFIX`.
 
 This module is kept apart from the parent's so that the child imports only what training
-needs: no pandas (see `serve`).
+needs (see `keep_unused_packages_out`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def serve() -> None:
     # the page wins the cores when a visitor clicks while a model trains.
     if hasattr(os, "nice"):
         os.nice(10)
-    keep_pandas_out()
+    keep_unused_packages_out()
     from lab.config import RunConfig
     from lab.errors import RunCancelled
     from lab.train import LastData, train_rows
@@ -67,17 +67,25 @@ def serve() -> None:
             say({"done": True})
 
 
-def keep_pandas_out() -> None:
-    """Make pandas unimportable in this process, before Keras is imported.
+# Packages that TensorFlow and Keras import whenever they are installed, each inside a
+# `try: import ... except ImportError`, for features this process never uses: pandas for
+# DataFrames given to `fit`, scipy for sparse inputs, h5py for HDF5 model files, IPython for
+# notebook display, matplotlib for Keras' image galleries.
+UNUSED_PACKAGES = ("pandas", "scipy", "h5py", "IPython", "matplotlib")
 
-    Why: Keras imports pandas whenever it is installed, only so that `fit` accepts
-    DataFrames; the child passes tf.data pipelines and reports plain rows, and pandas is
-    about 60 MB of its resident memory, a twentieth of a 150 px comparison's peak
-    (docs/performance.md, "Results: memory"). Keras' import is optional and falls back
-    to none; anything else that asks for pandas here fails loudly (and is a bug).
+
+def keep_unused_packages_out() -> None:
+    """Make `UNUSED_PACKAGES` unimportable in this process, before TensorFlow is imported.
+
+    Why: memory. In the environment `requirements.txt` makes, pandas alone is about 60 MB of
+    the child's resident memory (h5py 10 MB more); a data-science laptop with IPython,
+    scipy and matplotlib installed pays for them too (docs/performance.md, "Results:
+    memory"). The child passes tf.data pipelines and reports plain rows, so it needs none
+    of them; anything that does ask for one here fails loudly, which is a bug to fix.
     """
-    if "pandas" not in sys.modules:
-        sys.modules["pandas"] = None  # type: ignore[assignment]
+    for name in UNUSED_PACKAGES:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 if __name__ == "__main__":
