@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lab import hosting
 from lab.config import ConfigError, RunConfig
-from lab.history import from_rows
+from lab.history import from_rows, summarize
 from lab.presets import list_presets, load_preset
 from lab.recordings import list_recordings, load_recording, save_recording
 
@@ -102,6 +104,33 @@ def test_the_shipped_recordings_load():
     for name in list_recordings():
         recording = load_recording(name)
         assert recording.runs and all(len(frame) == recording.config.epochs for frame in recording.runs.values())
+
+
+def quoted_figures(recording) -> tuple[set[str], set[int]]:
+    """The percentages (as the page rounds them) and epochs a text may quote from a recording."""
+    percents, epochs = set(), {recording.config.epochs}
+    for frame in recording.runs.values():
+        summary = summarize(frame)
+        percents |= {f"{summary[k]:.0%}" for k in ("accuracy", "val_accuracy", "best_val_accuracy")}
+        epochs |= {summary["best_epoch"], int(frame.loc[frame["val_accuracy"].idxmax(), "epoch"])}
+    return percents, epochs
+
+
+def test_a_lesson_quotes_its_recordings_own_numbers():
+    # "The text must match what the lab actually shows": a sentence of a lesson that names a
+    # recording may quote only that recording's figures, so a re-recorded run cannot leave it stale.
+    checked = 0
+    for name in list_recordings():
+        recording = load_recording(name)
+        lesson = load_preset(recording.preset).lesson
+        percents, epochs = quoted_figures(recording)
+        for sentence in re.split(r"(?<=[.!?])\s+", lesson):
+            if name not in sentence:
+                continue
+            checked += 1
+            assert set(re.findall(r"\d+%", sentence)) <= percents, f"{recording.preset}: {sentence!r} vs {percents}"
+            assert {int(e) for e in re.findall(r"epoch (\d+)", sentence)} <= epochs, f"{sentence!r} vs {epochs}"
+    assert checked, "no lesson names a shipped recording"
 
 
 def test_hosted_mode_caps_the_seeds_per_side(laptop, monkeypatch):
