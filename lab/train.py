@@ -106,7 +106,7 @@ def train_rows(
         model._eval_epoch_iterator = None
         MODELS.give_back(model)
         del model, train_ds, validation_ds
-        gc.collect()  # the pipelines' iterators and the seeded template model, now rather than later
+        gc.collect()  # the pipelines' iterators, now rather than later
     return reporter.rows
 
 
