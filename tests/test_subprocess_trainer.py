@@ -67,13 +67,17 @@ def compiled_packages(names) -> list[str]:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the child's memory map (Linux /proc)")
-def test_the_child_trains_and_cancels_without_loading_the_packages_it_does_not_need(trainer):
+def test_the_child_trains_and_cancels_without_loading_the_packages_it_does_not_need():
     """pandas is about 60 MB of the child's memory, and Keras would import it if let (docs/performance.md)."""
-    train(trainer, TINY.replace(epochs=1, augmentation={"horizontal_flip": True}))
-    with pytest.raises(RunCancelled):
-        train(trainer, TINY.replace(epochs=3), should_stop=lambda: True)
-    with open(f"/proc/{child_pid(trainer)}/maps", encoding="utf-8", errors="replace") as maps:
-        mapped = maps.read()
+    trainer = SubprocessTrainer()  # its own: the shared one's job count (it recycles every 20) stays the others'
+    try:
+        train(trainer, TINY.replace(epochs=1, augmentation={"horizontal_flip": True}))
+        with pytest.raises(RunCancelled):
+            train(trainer, TINY.replace(epochs=3), should_stop=lambda: True)
+        with open(f"/proc/{child_pid(trainer)}/maps", encoding="utf-8", errors="replace") as maps:
+            mapped = maps.read()
+    finally:
+        trainer.close()
     assert "tensorflow" in mapped, "the check reads the right process: the one that trained"
     checked = compiled_packages(UNUSED_PACKAGES)
     assert "pandas" in checked and "h5py" in checked, "Streamlit needs pandas and Keras h5py: both are installed"
