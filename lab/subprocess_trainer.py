@@ -114,9 +114,7 @@ class SubprocessTrainer:
     def _finish_job(self, config: RunConfig) -> None:
         self._jobs_done += 1
         if self._jobs_done >= self.jobs_per_process or self._grown(config):
-            self.close()
-            self._jobs_done = 0
-            self._reset_growth()
+            self.close()  # the next job starts a fresh child, with its counts reset (`_ensure_child`)
 
     def _grown(self, config: RunConfig) -> bool:
         """Whether the child, after a job like ones it ran before, holds more than any earlier job left it.

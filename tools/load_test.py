@@ -171,13 +171,13 @@ def main() -> int:
         sampler = MemorySampler(server.process.pid)
         sampler.start()
         started = time.monotonic()
+        renicer = BrowserRenicer(args.browser_nice)
         try:
-            renicer = BrowserRenicer(args.browser_nice)
             if args.browser_nice > 0:
                 renicer.start()
             results = asyncio.run(drive(url, args.sessions, args.timeout))
-            renicer.stopped.set()
         finally:
+            renicer.stopped.set()
             wall = time.monotonic() - started
             sampler.stopped.set()
             sampler.join()
