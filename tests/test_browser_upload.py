@@ -90,7 +90,8 @@ def zips(lab_root) -> dict[str, Path]:
 def open_upload_page(tab, server) -> None:
     tab.goto(server.url + UPLOAD_QUERY)
     tab.get_by_role("heading", name="1. Data").wait_for(timeout=60_000)
-    tab.get_by_text("Upload a zip of your own images").wait_for(timeout=RERUN_MS)
+    # The uploader's own label: the info under it ("Upload a zip of your own images above.") may show as well.
+    tab.get_by_test_id("stFileUploader").get_by_text("Upload a zip of your own images").wait_for(timeout=RERUN_MS)
 
 
 def upload(tab, path: Path) -> float:
