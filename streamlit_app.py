@@ -14,19 +14,22 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from lab import datasets, figures, seeds
+from app.runs import submit_in_order, unsubmitted
+from lab import figures
 from lab import history as hist
-from lab.augment import image_data_generator_code, keras_layers_code, preview, shear_note
+from lab.data import registry
+from lab.data.listing import dataset_info, sample_images
+from lab.training.augment import image_data_generator_code, keras_layers_code, preview, shear_note
 from lab.config import Augmentation, ConfigError, RunConfig
-from lab.download import DownloadError, download_bytes, ensure_dataset, is_downloadable
-from lab.estimate import estimate_seconds, format_duration
-from lab.hosting import apply_limits, host_limits, server_folders_allowed
-from lab.ingest import ingest_upload, is_upload_folder, upload_folder, upload_token
+from lab.data.download import DownloadError, download_bytes, ensure_dataset, is_downloadable
+from lab.runs.estimate import estimate_seconds, format_duration
+from lab.runs.hosting import apply_limits, host_limits, server_folders_allowed
+from lab.data.ingest import ingest_upload, is_upload_folder, upload_folder, upload_token
 from lab.presets import list_presets, load_preset
 from lab.recordings import RECORDINGS_DIR, list_recordings, load_recording
-from lab.store import RunStore, default_store_root
-from lab.subprocess_trainer import SubprocessTrainer
-from lab.worker import MAX_WAITING_PER_OWNER, Worker
+from lab.runs.store import RunStore, default_store_root
+from lab.runs.trainer import SubprocessTrainer
+from lab.runs.worker import MAX_WAITING_PER_OWNER, Worker
 
 st.set_page_config(page_title="Overfitting Lab", page_icon="🧪", layout="wide")
 
@@ -66,13 +69,13 @@ def get_worker() -> Worker:
 @st.cache_data(show_spinner=False, max_entries=16)
 def load_samples(dataset: str, data_dir: str | None, image_size: int) -> dict:
     config = RunConfig(dataset=dataset, data_dir=data_dir, image_size=image_size)
-    return datasets.sample_images(config, per_class=6)
+    return sample_images(config, per_class=6)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def describe_dataset(dataset: str, data_dir: str | None, validation_split: float, seed: int):
     config = RunConfig(dataset=dataset, data_dir=data_dir, validation_split=validation_split, seed=seed)
-    return datasets.describe(config)
+    return dataset_info(config)
 
 
 def secrets() -> dict:
@@ -178,7 +181,7 @@ def init_state() -> None:
     # A link or a refresh carries the runs being watched, so a running job is found again.
     if "active" not in state:
         state.active = runs_from_link()
-        state.pending = seeds.unsubmitted(get_worker(), state.active) if state.active else []
+        state.pending = unsubmitted(get_worker(), state.active) if state.active else []
 
 
 def runs_from_link() -> tuple[str, ...] | None:
@@ -281,12 +284,12 @@ def header() -> None:
         st.caption(lesson)
 
 
-def data_section() -> datasets.DatasetInfo | None:
+def data_section() -> registry.DatasetInfo | None:
     st.header("1. Data")
     state = st.session_state
-    names = list(datasets.REGISTRY)
+    names = list(registry.REGISTRY)
     if shown("data"):
-        st.selectbox("Dataset", names, key="dataset", format_func=lambda n: datasets.REGISTRY[n].title)
+        st.selectbox("Dataset", names, key="dataset", format_func=lambda n: registry.REGISTRY[n].title)
     folders = server_folders_allowed(secrets())
     if not folders and state.data_dir and (state.dataset != "folder" or not is_upload_folder(state.data_dir)):
         state.data_dir = ""  # hosted: the server's folders stay private; an upload is "Your own folder" only
@@ -297,7 +300,7 @@ def data_section() -> datasets.DatasetInfo | None:
             "Folder on this computer",
             key="data_dir",
             placeholder=str(
-                datasets.default_data_root() / (datasets.REGISTRY[state.dataset].folder_name or "my_images")
+                registry.default_data_root() / (registry.REGISTRY[state.dataset].folder_name or "my_images")
             ),
             help="train/<class>/ and validation/<class>/, or <class>/ folders that the lab splits. "
             "Leave empty to use the dataset's default folder.",
@@ -308,7 +311,7 @@ def data_section() -> datasets.DatasetInfo | None:
         return None
     try:
         info = describe_dataset(state.dataset, (state.data_dir or None), 0.2, state.seed)
-    except datasets.DatasetError as exc:
+    except registry.DatasetError as exc:
         message = st.empty()  # a failed download replaces this message: its own says what to do by hand
         message.error(str(exc))
         if is_downloadable(state.dataset) and not state.data_dir and shown("data"):
@@ -331,7 +334,7 @@ def data_section() -> datasets.DatasetInfo | None:
 def download_control(name: str, message) -> None:
     """Fetch a course dataset on first use, with a progress bar; a failure's message replaces `message`."""
     size_mb = download_bytes(name) / 1e6
-    if not st.button(f"Download {datasets.REGISTRY[name].title} ({size_mb:.0f} MB)", type="primary"):
+    if not st.button(f"Download {registry.REGISTRY[name].title} ({size_mb:.0f} MB)", type="primary"):
         return
     bar = st.progress(0.0, text="Connecting…")
 
@@ -364,7 +367,7 @@ def upload_control() -> None:
     if upload.file_id not in done:
         try:
             done[upload.file_id] = ingest_upload(upload.getvalue(), upload.name)
-        except datasets.DatasetError as exc:
+        except registry.DatasetError as exc:
             done[upload.file_id] = str(exc)
     report = done[upload.file_id]
     if isinstance(report, str):
@@ -376,7 +379,7 @@ def upload_control() -> None:
         st.rerun()
 
 
-def subset_and_size_controls(info: datasets.DatasetInfo) -> None:
+def subset_and_size_controls(info: registry.DatasetInfo) -> None:
     state = st.session_state
     total = info.total("train")
     caps = limits()
@@ -401,7 +404,7 @@ def subset_and_size_controls(info: datasets.DatasetInfo) -> None:
         st.select_slider("Image size (pixels)", image_sizes(), key="image_size", help="The course uses 150.")
 
 
-def augmentation_section(info: datasets.DatasetInfo | None) -> None:
+def augmentation_section(info: registry.DatasetInfo | None) -> None:
     st.header("2. Augmentations")
     st.caption("Applied on the fly to training images only, as they stream to the model. The files are never changed.")
     if shown("augmentations"):
@@ -425,7 +428,7 @@ def knob_controls() -> None:
             st.slider("Fill value (cval)", 0.0, 255.0, step=1.0, key="cval")
 
 
-def preview_section(info: datasets.DatasetInfo | None, aug: Augmentation) -> None:
+def preview_section(info: registry.DatasetInfo | None, aug: Augmentation) -> None:
     if aug.shear_range:
         st.info(shear_note(aug))
     if info is not None:
@@ -470,7 +473,7 @@ def single_knob(aug: Augmentation, key: str) -> Augmentation:
     return replace(aug.switched_off(), **{key: getattr(aug, key)})
 
 
-def train_section(info: datasets.DatasetInfo | None) -> None:
+def train_section(info: registry.DatasetInfo | None) -> None:
     st.header("3. Train")
     if shown("settings"):
         with st.expander("Training settings", expanded=False):
@@ -480,7 +483,7 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
         return
     try:
         config, notes = apply_limits(config_from_widgets(), limits(), info.total("train"))
-        configs = seeds.comparison_configs(config, st.session_state.seeds_per_side)
+        configs = hist.comparison_configs(config, st.session_state.seeds_per_side)
     except ConfigError as exc:  # a seed too large for seed + 1, ... among them
         st.error(str(exc))
         return
@@ -512,7 +515,7 @@ def train_section(info: datasets.DatasetInfo | None) -> None:
 
 def start_comparison(configs: list[RunConfig]) -> None:
     """Hand the runs to the worker; those its queue cannot take yet follow as it drains (`top_up`)."""
-    left = seeds.submit_in_order(get_worker(), configs, session_id())
+    left = submit_in_order(get_worker(), configs, session_id())
     if len(left) == len(configs):
         st.session_state.start_warning = (
             f"{MAX_WAITING_PER_OWNER} of your runs are already waiting: let them finish or cancel them first"
@@ -542,7 +545,7 @@ def comparison_running() -> bool:
 def top_up() -> None:
     """Hand the worker the runs of a many-seed comparison that its queue could not take before."""
     if st.session_state.pending:
-        st.session_state.pending = seeds.submit_in_order(get_worker(), st.session_state.pending, session_id())
+        st.session_state.pending = submit_in_order(get_worker(), st.session_state.pending, session_id())
 
 
 def estimate_text(config: RunConfig, runs: int, seconds: float, train_count: int) -> str:
@@ -627,7 +630,7 @@ def show_comparison(keys: tuple[str, ...], was_polling: bool) -> None:
     top_up()
     worker = get_worker()
     statuses = [worker.status(k) for k in keys]
-    sides = seeds.split_sides(statuses)
+    sides = hist.split_sides(statuses)
     for side, runs in zip(SIDES, sides, strict=True):
         if len(runs) == 1:
             show_progress(side, runs[0])
@@ -654,14 +657,14 @@ def show_summary(histories: list[pd.DataFrame]) -> None:
 
 def show_seeds_summary(sides: list[list[pd.DataFrame]]) -> None:
     """Means ± standard deviations across seeds; the reading is the mean's."""
-    summaries = {name: seeds.summarize_seeds(runs) for name, runs in zip(("without", "with"), sides, strict=True)}
+    summaries = {name: hist.summarize_seeds(runs) for name, runs in zip(("without", "with"), sides, strict=True)}
     if all(s["seeds"] for s in summaries.values()):
-        rows = {name: seeds.summary_row(s, len(runs)) for (name, s), runs in zip(summaries.items(), sides, strict=True)}
+        rows = {name: hist.summary_row(s, len(runs)) for (name, s), runs in zip(summaries.items(), sides, strict=True)}
         st.dataframe(pd.DataFrame(rows).T)
         st.caption("Mean ± standard deviation across the seeds that have finished an epoch, each at its last epoch.")
     for (name, summary), runs in zip(summaries.items(), sides, strict=True):
         st.markdown(f"**{name.capitalize()} augmentation, mean of {len(runs)} seeds:** {hist.reading(summary)}")
-    verdict = seeds.verdict(*sides)
+    verdict = hist.verdict(*sides)
     if verdict:
         st.markdown(f"**Across seeds:** {verdict}")
 
@@ -708,7 +711,7 @@ def finished_figure(version: tuple, _statuses):
 
 def build_comparison_figure(statuses):
     epochs = max((s.epochs_total for s in statuses), default=0) or None
-    baseline, augmented = seeds.split_sides([s.history for s in statuses])
+    baseline, augmented = hist.split_sides([s.history for s in statuses])
     return figures.compare_figure(baseline, augmented, epochs=epochs)
 
 

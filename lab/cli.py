@@ -133,7 +133,7 @@ def _data_folder(data: str, config: RunConfig) -> tuple[Path, bool]:
     if path.is_dir():
         return path.resolve(), False
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
-        from lab.ingest import ingest_zip
+        from lab.data.ingest import ingest_zip
 
         report = ingest_zip(path, validation_split=config.validation_split, seed=config.seed)
         print(f"data: {report.summary()} Unpacked at {report.data_dir}", file=sys.stderr)
@@ -143,14 +143,14 @@ def _data_folder(data: str, config: RunConfig) -> tuple[Path, bool]:
 
 def _prepare_dataset(config: RunConfig, quiet: bool) -> None:
     """Download a course dataset on first use; say what a folder's listing skipped or converted."""
-    from lab import datasets
-    from lab.download import ensure_dataset, is_downloadable
+    from lab.data.download import ensure_dataset, is_downloadable
+    from lab.data.listing import list_dataset
 
     if config.dataset == "builtin":
         return
     if not config.data_dir and is_downloadable(config.dataset):
         ensure_dataset(config.dataset)
-    listing = datasets.list_dataset(config)
+    listing = list_dataset(config)
     if not quiet and (listing.left_out() or listing.converted):
         print(f"data: {listing.summary()}", file=sys.stderr)
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "datasets":
         return _print_datasets()
 
-    from lab.datasets import DatasetError
+    from lab.data.registry import DatasetError
 
     try:
         name, config = resolve_config(args.preset, args.data, args.overrides)
@@ -196,7 +196,7 @@ def _check_seeds(args, config: RunConfig) -> int:
 
 def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     from lab.errors import RunCancelled
-    from lab.train import TrainingError, compare, train
+    from lab.training.train import TrainingError, compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
@@ -240,8 +240,8 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
 def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: Path) -> int:
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
     from lab.errors import RunCancelled
-    from lab.seeds import seed_values
-    from lab.train import TrainingError, compare
+    from lab.history import seed_values
+    from lab.training.train import TrainingError, compare
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
@@ -292,7 +292,7 @@ def _print_seed_line(seed: int, baseline, augmented) -> None:
 
 def _seeds_report(runs: dict[str, list[Any]], values: list[int], seconds: float) -> dict[str, Any]:
     """`runs`: each side's means across seeds (with `<field>_std` and `seeds`); `per_seed`: each run's summary."""
-    from lab.seeds import summarize_seeds
+    from lab.history import summarize_seeds
 
     means = {}
     for side, frames in runs.items():
@@ -307,7 +307,7 @@ def _seeds_report(runs: dict[str, list[Any]], values: list[int], seconds: float)
 
 
 def _print_seeds_table(runs: dict[str, list[Any]], report: dict[str, Any], seconds: float) -> None:
-    from lab.seeds import format_mean_std, verdict
+    from lab.history import format_mean_std, verdict
 
     columns = ["accuracy", "val_accuracy", "gap", "best_val_accuracy"]
     print()
@@ -363,7 +363,7 @@ def _print_presets() -> int:
 
 
 def _print_datasets() -> int:
-    from lab.datasets import REGISTRY
+    from lab.data.registry import REGISTRY
 
     for info in REGISTRY.values():
         sizes = ", ".join(f"{split} {sum(counts.values())}" for split, counts in info.split_sizes.items())

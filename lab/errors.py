@@ -1,6 +1,6 @@
 """Exceptions shared by training and the background worker, kept free of TensorFlow.
 
-`lab.train` raises `RunCancelled`; `lab.worker` catches it. Defining it here lets the
+`lab.training.train` raises `RunCancelled`; `lab.runs.worker` catches it. Defining it here lets the
 worker (and its tests) recognise a cancelled run without importing TensorFlow.
 """
 

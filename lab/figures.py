@@ -14,8 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lab.history import empty_history, summarize
-from lab.seeds import aggregate, mean_history
+from lab.history import aggregate, empty_history, mean_history, summarize
 
 # Okabe-Ito blue and vermilion: distinguishable with the common colour blindnesses and
 # on a washed-out projector.

@@ -21,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import from_rows
-from lab.serve import StreamlitServer, free_port  # noqa: F401 (used by the browser tests)
-from lab.store import RunStore
+from tools.streamlit_server import StreamlitServer, free_port  # noqa: F401 (used by the browser tests)
+from lab.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "streamlit_app.py"
@@ -282,4 +282,4 @@ def seed_run(store: RunStore, config: RunConfig, epochs: int | None = None, stat
     return key
 
 
-# -- a real server: lab.serve.StreamlitServer (also the benchmark's and the load test's) ------------------
+# -- a real server: tools.streamlit_server.StreamlitServer (also the benchmark's and the load test's) ------------------

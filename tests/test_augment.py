@@ -11,8 +11,8 @@ import tensorflow as tf
 from scipy.ndimage import binary_erosion
 from scipy.ndimage import zoom as nd_zoom
 
-from lab import augment
-from lab.augment import (
+from lab.training import augment
+from lab.training.augment import (
     apply_parameters,
     apply_parameters_np,
     augment_images,
@@ -24,7 +24,7 @@ from lab.augment import (
     shear_note,
 )
 from lab.config import FILL_MODES, Augmentation, RunConfig
-from lab.datasets import Data, training_pipeline, validation_pipeline
+from lab.training.pipeline import Data, training_pipeline, validation_pipeline
 
 SIZE = 40
 GEOMETRIC = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0}

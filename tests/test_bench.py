@@ -1,4 +1,4 @@
-"""`python -m lab.bench` as a smoke test: tiny settings on the builtin cartoons written to a temp folder.
+"""`python -m tools.bench` as a smoke test: tiny settings on the builtin cartoons written to a temp folder.
 
 Nothing here asserts a timing (the machine is shared and noisy): only the shape of the JSON, that every
 figure is a positive number, and that the ratios are the ones the epoch seconds give.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import bench
+from tools import bench
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"course_plain", "course_aug", "lab_plain", "lab_aug", "floor"}
@@ -24,7 +24,7 @@ RATIOS = {"lab_aug_over_lab_plain", "lab_aug_over_floor", "lab_aug_over_course_a
 def run_bench(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "lab.bench", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "tools.bench", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

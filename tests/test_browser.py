@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer
 
-from lab import bench
+from tools import bench
 
 CHROMIUM = Path(bench.CHROMIUM)
 CHROMIUM_ARGS = bench.CHROMIUM_ARGS  # one list of flags for every headless Chromium the project starts

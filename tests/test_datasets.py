@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, shared_datasets_dir
 
-from lab import builtin, datasets
+from lab.data import builtin, listing
 from lab.config import RunConfig
-from lab.datasets import REGISTRY, DatasetError, describe, get_info, list_folder, load, sample_images
+from lab.data.listing import dataset_info, list_folder, sample_images
+from lab.data.registry import REGISTRY, DatasetError, get_info
+from lab.training.pipeline import load
 
 FOLDER = get_info("folder")
 
@@ -54,7 +56,7 @@ def test_builtin_is_byte_identical_when_drawn_again():
 
 def test_builtin_is_byte_identical_in_another_process():
     code = (
-        "import hashlib, sys; from lab import builtin; s = builtin.generate(48); h = hashlib.sha256()\n"
+        "import hashlib, sys; from lab.data import builtin; s = builtin.generate(48); h = hashlib.sha256()\n"
         "for split in ('train', 'validation'):\n"
         "    for a in s[split]: h.update(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())\n"
         "sys.stdout.write(h.hexdigest())"
@@ -96,7 +98,7 @@ def test_builtin_training_images_share_one_pose_and_validation_images_vary():
 
 def test_builtin_loads_and_describes_like_the_registry_says():
     data = load(RunConfig(image_size=48))
-    info = describe(RunConfig())
+    info = dataset_info(RunConfig())
     assert data.class_names == info.class_names == builtin.CLASS_NAMES
     assert data.train_count == info.total("train") and data.validation_count == info.total("validation")
     images, labels = decoded(data.train)
@@ -121,7 +123,7 @@ def test_train_and_validation_folders_load_with_sorted_class_names(image_folder)
 
 def test_describe_reports_the_counts_found(image_folder):
     root = image_folder(classes=("cats", "dogs"), train=(5, 4), validation=(2, 3))
-    info = describe(folder_config(root))
+    info = dataset_info(folder_config(root))
     assert info.class_names == ("cats", "dogs")
     assert info.split_sizes == {"train": {"cats": 5, "dogs": 4}, "validation": {"cats": 2, "dogs": 3}}
     assert info.num_classes == 2 and info.total("train") == 9
@@ -149,7 +151,7 @@ def test_single_folder_is_split_by_a_seeded_stratified_fraction(image_folder):
 
 def test_single_folder_split_follows_the_configured_fraction(image_folder):
     root = image_folder(classes=("a", "b"), train=20, validation=None)
-    info = describe(folder_config(root, validation_split=0.5))
+    info = dataset_info(folder_config(root, validation_split=0.5))
     assert info.split_sizes == {"train": {"a": 10, "b": 10}, "validation": {"a": 10, "b": 10}}
     data = load(folder_config(root, validation_split=0.1))
     assert (data.train_count, data.validation_count) == (36, 4)
@@ -196,7 +198,7 @@ def test_one_class_folder_says_only_one_class(image_folder):
         load(folder_config(root))
     root = image_folder(classes=("cats",), train=4, validation=2)
     with pytest.raises(DatasetError, match="only one class"):
-        describe(folder_config(root))
+        dataset_info(folder_config(root))
 
 
 def test_folder_without_class_folders_says_so(tmp_path):
@@ -242,7 +244,7 @@ def test_missing_folder_and_missing_data_dir_are_reported(tmp_path):
 
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(DatasetError) as info:
-        describe(RunConfig(dataset="mnist"))
+        dataset_info(RunConfig(dataset="mnist"))
     assert "mnist" in str(info.value) and all(name in str(info.value) for name in REGISTRY)
 
 
@@ -258,7 +260,7 @@ def test_named_dataset_is_found_under_lab_data_dir(lab_data_dir):
     from conftest import write_image_folder
 
     write_image_folder(lab_data_dir / "cats_and_dogs_filtered", classes=("cats", "dogs"), train=3, validation=2)
-    info = describe(RunConfig(dataset="cats_vs_dogs"))
+    info = dataset_info(RunConfig(dataset="cats_vs_dogs"))
     assert info.split_sizes == {"train": {"cats": 3, "dogs": 3}, "validation": {"cats": 2, "dogs": 2}}
 
 
@@ -336,10 +338,10 @@ def test_real_cats_and_dogs_folder_matches_the_registry(monkeypatch):
         pytest.skip(f"the real Cats vs Dogs folder is absent: {folder} (set LAB_SHARED_DATASETS to its parent)")
     expected = REGISTRY["cats_vs_dogs"].split_sizes
     assert expected == {"train": {"cats": 1000, "dogs": 1000}, "validation": {"cats": 500, "dogs": 500}}
-    info = describe(RunConfig(dataset="cats_vs_dogs", data_dir=str(folder)))
+    info = dataset_info(RunConfig(dataset="cats_vs_dogs", data_dir=str(folder)))
     assert info.class_names == ("cats", "dogs")
     assert info.split_sizes == expected
     # The default location works too, when LAB_DATA_DIR points at the folder's parent.
     monkeypatch.setenv("LAB_DATA_DIR", str(folder.parent))
-    assert describe(RunConfig(dataset="cats_vs_dogs")).split_sizes == expected
-    assert datasets.resolve_folder(RunConfig(dataset="cats_vs_dogs")) == folder
+    assert dataset_info(RunConfig(dataset="cats_vs_dogs")).split_sizes == expected
+    assert listing.resolve_folder(RunConfig(dataset="cats_vs_dogs")) == folder

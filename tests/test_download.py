@@ -18,9 +18,9 @@ import pytest
 from lab_files import image_bytes, tree, zip_bytes
 from PIL import Image
 
-from lab import datasets
+from lab.data import listing, registry
 from lab.config import RunConfig
-from lab.download import (
+from lab.data.download import (
     DOWNLOADS,
     DownloadError,
     download_bytes,
@@ -182,8 +182,8 @@ def test_cats_vs_dogs_downloads_with_progress_into_the_data_root_and_is_then_fou
     assert (folder / "vectorize.py").is_file()
     dones = [done for done, _ in reports]
     assert dones == sorted(dones) and reports[-1] == (len(archive), len(archive))
-    assert datasets.describe(RunConfig(dataset="cats_vs_dogs")).split_sizes == CATS_SIZES
-    assert datasets.resolve_folder(RunConfig(dataset="cats_vs_dogs")) == folder
+    assert listing.dataset_info(RunConfig(dataset="cats_vs_dogs")).split_sizes == CATS_SIZES
+    assert listing.resolve_folder(RunConfig(dataset="cats_vs_dogs")) == folder
     # Found the second time: no request.
     assert ensure_dataset("cats_vs_dogs", lambda *_: None, expected_sizes=CATS_SIZES) == folder
     assert server.requests == ["/cats_and_dogs_filtered.zip"]
@@ -197,9 +197,9 @@ def test_horses_or_humans_downloads_two_zips_into_train_and_validation(root, ser
     assert folder == root / "horses_or_humans"
     assert sorted(p.name for p in folder.iterdir()) == ["train", "validation"]
     assert sorted(p.name for p in (folder / "train").iterdir()) == ["horses", "humans"]
-    listing = datasets.list_dataset(RunConfig(dataset="horses_or_humans"))
-    assert listing.sizes() == HORSES_SIZES and not listing.left_out()
-    assert len(listing.converted) == 11 and all("alpha dropped" in n.reason for n in listing.converted)
+    found = listing.list_dataset(RunConfig(dataset="horses_or_humans"))
+    assert found.sizes() == HORSES_SIZES and not found.left_out()
+    assert len(found.converted) == 11 and all("alpha dropped" in n.reason for n in found.converted)
     assert reports[-1][0] == reports[-1][1] and [d for d, _ in reports] == sorted(d for d, _ in reports)
     assert server.requests == ["/horse-or-human.zip", "/validation-horse-or-human.zip"]
 
@@ -208,7 +208,7 @@ def test_the_command_line_downloads_through_keras_get_file(root, server, monkeyp
     from lab.cli import resolve_config
 
     monkeypatch.setitem(
-        datasets.REGISTRY, "cats_vs_dogs", replace(datasets.REGISTRY["cats_vs_dogs"], split_sizes=CATS_SIZES)
+        registry.REGISTRY, "cats_vs_dogs", replace(registry.REGISTRY["cats_vs_dogs"], split_sizes=CATS_SIZES)
     )
     monkeypatch.setenv(CATS_ENV, server.serve("/cats.zip", cats_zip()))
     name, config = resolve_config("cats_vs_dogs_quick", None, [])
@@ -296,7 +296,7 @@ def test_a_server_that_is_down_gives_the_offline_message_and_the_builtin_dataset
     assert "By hand" in message and str(root / "cats_and_dogs_filtered.zip") in message
     assert DOWNLOADS["cats_vs_dogs"][0].urls[0] in message, "the canonical URL to fetch by hand"
     assert nothing_left(root)
-    samples = datasets.sample_images(RunConfig(image_size=48), per_class=2)
+    samples = listing.sample_images(RunConfig(image_size=48), per_class=2)
     assert set(samples) == {"cats", "dogs"}
 
 
@@ -310,8 +310,8 @@ def test_the_command_line_reports_an_offline_download_with_exit_status_2(root, m
 
 
 def test_a_missing_dataset_names_its_folder_and_every_url_to_fetch_by_hand(root):
-    with pytest.raises(datasets.DatasetError) as missing:
-        datasets.describe(RunConfig(dataset="horses_or_humans"))
+    with pytest.raises(registry.DatasetError) as missing:
+        listing.dataset_info(RunConfig(dataset="horses_or_humans"))
     message = str(missing.value)
     assert f"no folder at {root / 'horses_or_humans'}" in message
     assert all(archive.urls[0] in message for archive in DOWNLOADS["horses_or_humans"])

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lab import hosting
+from lab.runs import hosting
 from lab.config import ConfigError, RunConfig
 from lab.history import from_rows, summarize
 from lab.presets import list_presets, load_preset

@@ -23,14 +23,15 @@ from lab_files import (
     zip_with_entry,
 )
 
-from lab import datasets
-from lab.archives import ArchiveError
+from lab.data.archives import ArchiveError
 from lab.cli import resolve_config
 from lab.config import RunConfig
-from lab.datasets import DatasetError, list_folder
-from lab.ingest import IngestError, folder_reading_allowed, ingest_upload, ingest_zip, is_upload_folder, uploads_root
+from lab.data.listing import dataset_info, list_dataset, list_folder, sample_images
+from lab.data.registry import DatasetError, get_info
+from lab.training.pipeline import Data, load, training_pipeline
+from lab.data.ingest import IngestError, folder_reading_allowed, ingest_upload, ingest_zip, is_upload_folder, uploads_root
 
-FOLDER = datasets.get_info("folder")
+FOLDER = get_info("folder")
 
 
 @pytest.fixture
@@ -53,8 +54,8 @@ def two_classes(count: int = 5, prefix: str = "") -> dict[str, bytes]:
     return class_files(("cats", "dogs"), count, prefix)
 
 
-def decoded(config: RunConfig) -> tuple[np.ndarray, np.ndarray, datasets.Data]:
-    data = datasets.load(config)
+def decoded(config: RunConfig) -> tuple[np.ndarray, np.ndarray, Data]:
+    data = load(config)
     pairs = list(data.train.as_numpy_iterator()) + list(data.validation.as_numpy_iterator())
     return np.stack([x for x, _ in pairs]), np.array([y for _, y in pairs]), data
 
@@ -74,7 +75,7 @@ def test_a_zip_of_class_folders_becomes_a_dataset_inside_the_data_root(root):
     assert report.config_changes() == {"dataset": "folder", "data_dir": str(report.data_dir)}
     assert "pets.zip: 10 images in 2 classes" in report.summary()
     config = RunConfig(image_size=48).replace(**report.config_changes())
-    assert datasets.describe(config).split_sizes == report.split_sizes
+    assert dataset_info(config).split_sizes == report.split_sizes
     assert sorted(p.name for p in uploads_root(root).iterdir()) == [report.content_hash[:16]]
 
 
@@ -108,7 +109,7 @@ def test_more_than_two_classes_work_with_integer_labels_for_softmax(root):
     config = RunConfig(image_size=48, batch_size=4).replace(**report.config_changes())
     images, labels, data = decoded(config)
     assert data.num_classes == 3 and dominant(images) == labels.tolist()
-    batch_images, batch_labels = next(iter(datasets.training_pipeline(data, config)[0]))
+    batch_images, batch_labels = next(iter(training_pipeline(data, config)[0]))
     assert batch_labels.shape == (4,), "sparse integer labels for a softmax, not a sigmoid's [B, 1]"
 
 
@@ -220,7 +221,7 @@ def test_unusual_colour_modes_and_formats_are_converted_to_rgb(root, mode, fmt, 
     names = [
         p
         for split in ("train", "validation")
-        for p, _ in datasets.list_dataset(RunConfig().replace(**report.config_changes())).files[split]
+        for p, _ in list_dataset(RunConfig().replace(**report.config_changes())).files[split]
     ]
     for image, label, path in zip(images, labels, names, strict=True):
         if colour or "odd_" not in path:
@@ -241,7 +242,7 @@ def test_sixteen_bit_images_are_scaled_not_clipped(root, tmp_path):
         Image.fromarray(grey).save(folder / c / "grey16.tif")
     images, _, _ = decoded(RunConfig(dataset="folder", data_dir=str(folder), image_size=48, validation_split=0.5))
     assert np.abs(images.astype(int) - 120).max() <= 1, "16-bit 120*257 decodes to 120, not to 255"
-    samples = datasets.sample_images(RunConfig(dataset="folder", data_dir=str(folder), image_size=48), per_class=3)
+    samples = sample_images(RunConfig(dataset="folder", data_dir=str(folder), image_size=48), per_class=3)
     assert all(np.abs(s.astype(int) - 120).max() <= 1 for s in samples.values())
 
 
@@ -385,7 +386,7 @@ def test_a_users_folder_with_every_kind_of_bad_file_is_listed_and_loaded_without
     )
     before = tree(folder)
     config = RunConfig(dataset="folder", data_dir=str(folder), image_size=48)
-    found = datasets.list_dataset(config)
+    found = list_dataset(config)
     assert sorted(found.ignored) == ["dogs/notes.txt"]
     assert sorted(n.path for n in found.skipped) == ["cats/cut.jpg", "cats/tiny.png"]
     assert sorted(n.path for n in found.converted) == ["cats/cmyk.jpg", "dogs/palette.bmp", "dogs/sixteen.png"]
@@ -393,13 +394,13 @@ def test_a_users_folder_with_every_kind_of_bad_file_is_listed_and_loaded_without
     assert "9 images in 2 classes" in summary and "3 files skipped" in summary and "3 converted" in summary
     images, labels, _ = decoded(config)
     assert len(labels) == 9 and dominant(images) == labels.tolist()
-    datasets.sample_images(config, per_class=5)
+    sample_images(config, per_class=5)
     assert tree(folder) == before, "the user's folder is read, never written"
     assert not root.exists() or not any(root.rglob("*")), "and nothing was written to the data root either"
 
 
 def test_listing_a_folder_twice_checks_each_file_once(root, tmp_path, monkeypatch):
-    from lab import images
+    from lab.data import images
 
     folder = write_files(tmp_path / "f", two_classes(3))
     calls = []
@@ -476,13 +477,14 @@ def test_only_unpacked_uploads_count_as_upload_folders(root, tmp_path):
 
 
 def test_an_image_damaged_after_listing_is_dropped_from_training_instead_of_ending_it(root, tmp_path, monkeypatch):
-    from lab.images import ImageCheck
-
+    from lab.data.images import ImageCheck
+    from lab.data import listing
+    from lab.data.images import ImageCheck
     folder = write_files(tmp_path / "f", {**two_classes(3, "train/"), **two_classes(1, "validation/")})
     # As if the file were damaged between the check and the decoding.
     (folder / "train" / "cats" / "cats_00.png").write_bytes(truncated(image_bytes(0)))
-    monkeypatch.setattr(datasets, "check_image", lambda path: ImageCheck(usable=True))
-    data = datasets.load(RunConfig(dataset="folder", data_dir=str(folder), image_size=48))
+    monkeypatch.setattr(listing, "check_image", lambda path: ImageCheck(usable=True))
+    data = load(RunConfig(dataset="folder", data_dir=str(folder), image_size=48))
     assert data.train_count == 6 and len(list(data.train.as_numpy_iterator())) == 5
 
 

@@ -37,14 +37,14 @@ from page_helpers import (
 
 import lab.figures
 import lab.recordings
-import lab.subprocess_trainer
-import lab.worker
+import lab.runs.trainer
+import lab.runs.worker
 from lab.config import RunConfig
 from lab.presets import load_preset
-from lab.seeds import comparison_configs
-from lab.store import RunStore
-from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
-from lab.worker import Worker
+from lab.history import comparison_configs
+from lab.runs.store import RunStore
+from lab.runs.trainer import SubprocessTrainer, TrainingFailed
+from lab.runs.worker import Worker
 
 REAL_RUN_TIMEOUT = 150.0  # a cold child imports TensorFlow (~5-10 s) before the first epoch
 
@@ -84,7 +84,7 @@ class Lab:
                 super().__init__(*args, **kw)
                 lab_.trainers.append(self)
 
-        self.monkeypatch.setattr(lab.subprocess_trainer, "SubprocessTrainer", RecordingFake)
+        self.monkeypatch.setattr(lab.runs.trainer, "SubprocessTrainer", RecordingFake)
         return RecordingFake
 
 
@@ -110,8 +110,8 @@ def lab_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             super().__init__(*args, **kwargs)
             env.trainers.append(self)
 
-    monkeypatch.setattr(lab.worker, "Worker", RecordingWorker)
-    monkeypatch.setattr(lab.subprocess_trainer, "SubprocessTrainer", RecordingTrainer)
+    monkeypatch.setattr(lab.runs.worker, "Worker", RecordingWorker)
+    monkeypatch.setattr(lab.runs.trainer, "SubprocessTrainer", RecordingTrainer)
     st.cache_resource.clear()
     st.cache_data.clear()
     yield env

@@ -29,9 +29,9 @@ from test_download import (  # noqa: F401 (fixtures: the local server, and the g
 )
 from test_page import lab_env  # noqa: F401 (fixture: an isolated page with its own store and data folder)
 
-from lab import datasets
-from lab.download import DOWNLOADS
-from lab.ingest import ingest_upload
+from lab.data import registry
+from lab.data.download import DOWNLOADS
+from lab.data.ingest import ingest_upload
 
 CATS = "cats_vs_dogs"
 # What the button says: the real archive's size, whatever the test serves.
@@ -53,7 +53,7 @@ def canonical_cats_zip() -> bytes:
 @pytest.fixture
 def small_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry expects the test archive's numbers of images (the page checks against it)."""
-    monkeypatch.setitem(datasets.REGISTRY, CATS, replace(datasets.REGISTRY[CATS], split_sizes=CATS_SIZES))
+    monkeypatch.setitem(registry.REGISTRY, CATS, replace(registry.REGISTRY[CATS], split_sizes=CATS_SIZES))
 
 
 def choose(page: Page, dataset: str) -> Page:
@@ -96,7 +96,7 @@ def test_download_a_missing_course_dataset_with_the_button(lab_env, server, smal
     assert not page.elements("progress"), "the progress bar is gone once the dataset is in place"
     assert sample_strips(page) == {"cats": 3, "dogs": 3}, "every training image of the small archive"
     assert split_sizes(page) == CATS_SIZES
-    assert datasets.REGISTRY[CATS].description in page.texts("markdown")
+    assert registry.REGISTRY[CATS].description in page.texts("markdown")
     assert page.has_button(TRAIN) and len(page.preview_urls()) == 8
     config = page.config()
     assert (config["dataset"], config["data_dir"]) == (CATS, None), "the default folder, not a path"

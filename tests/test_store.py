@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lab import store as store_module
+from lab.runs import store as store_module
 from lab.config import RunConfig
 from lab.history import from_rows
-from lab.store import RunStore, default_store_root
+from lab.runs.store import RunStore, default_store_root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -240,7 +240,7 @@ def test_runs_left_by_a_dead_process_become_interrupted(tmp_path):
         import sys
         from lab.config import RunConfig
         from lab.history import from_rows
-        from lab.store import RunStore
+        from lab.runs.store import RunStore
         store = RunStore({str(tmp_path)!r})
         running, queued = RunConfig(epochs=5, seed=1), RunConfig(epochs=5, seed=2)
         store.record_queued(running)
@@ -312,7 +312,7 @@ def test_damaged_run_folders_are_skipped_with_a_warning(tmp_path, caplog):
     (tmp_path / "notes.txt").write_text("not a run")
     (tmp_path / "not-a-key").mkdir()
 
-    with caplog.at_level(logging.WARNING, logger="lab.store"):
+    with caplog.at_level(logging.WARNING, logger="lab.runs.store"):
         runs = store.list_runs()
     assert [r.key for r in runs] == [good]
     for key in (bad_status, bad_history, no_config, bad_state, wrong_config, "0123456789abcdef"):
@@ -322,7 +322,7 @@ def test_damaged_run_folders_are_skipped_with_a_warning(tmp_path, caplog):
 
     # Polling again does not repeat the warnings.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="lab.store"):
+    with caplog.at_level(logging.WARNING, logger="lab.runs.store"):
         store.list_runs()
     assert caplog.records == []
 

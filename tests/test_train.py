@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab import datasets, model, train
+from lab.training import model, pipeline, train
 from lab.config import Augmentation, ConfigError, RunConfig
 from lab.errors import RunCancelled
 from lab.history import COLUMNS
-from lab.train import Comparison, TrainingError, compare
+from lab.training.train import Comparison, TrainingError, compare
 
 AUGMENTATION = Augmentation(
     rotation_range=30, width_shift_range=0.1, zoom_range=0.2, horizontal_flip=True, brightness_range=0.1
@@ -78,7 +78,7 @@ def test_a_run_returns_one_history_row_per_epoch(image_folder, monkeypatch, clas
 
 
 def test_data_loaded_for_another_size_is_refused(two_class_folder):
-    data = datasets.load(tiny_config(two_class_folder))
+    data = pipeline.load(tiny_config(two_class_folder))
     with pytest.raises(ConfigError, match="image size"):
         train.train(tiny_config(two_class_folder, image_size=64), data=data)
 
@@ -95,7 +95,7 @@ def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(two_clas
 
 def _epoch_images(config: RunConfig, data, epochs: int) -> list[list[bytes]]:
     """The training images of each epoch as raw bytes, batch_size == the whole split."""
-    dataset, steps = datasets.training_pipeline(data, config)
+    dataset, steps = pipeline.training_pipeline(data, config)
     assert steps == 1
     return [[image.tobytes() for image in images.numpy()] for images, _ in dataset.take(epochs)]
 
@@ -103,7 +103,7 @@ def _epoch_images(config: RunConfig, data, epochs: int) -> list[list[bytes]]:
 def test_augmented_batches_repeat_for_a_seed_and_change_across_epochs_and_seeds(image_folder):
     root = image_folder(classes=("cats", "dogs"), train=5, validation=1)
     config = tiny_config(root, batch_size=10, augmentation=AUGMENTATION)
-    data = datasets.load(config)
+    data = pipeline.load(config)
 
     first = _epoch_images(config, data, 3)
     assert _epoch_images(config, data, 3) == first  # the same seed, the same variants
@@ -139,10 +139,10 @@ def test_a_reused_model_trains_exactly_as_a_fresh_one_whatever_ran_on_it_before(
         train.train(config.replace(seed=5, learning_rate=3e-3), should_stop=lambda: next(calls) >= 6)
     assert len(cancelled.value.history) == 1
     # Diverged: NaN weights and optimizer slots.
-    original = datasets.training_pipeline
+    original = pipeline.training_pipeline
     with monkeypatch.context() as poisoned:
         poisoned.setattr(
-            datasets,
+            pipeline,
             "training_pipeline",
             lambda d, c: ((ds := original(d, c))[0].map(lambda x, y: (x, y * tf.constant(float("nan")))), ds[1]),
         )
@@ -209,8 +209,8 @@ def test_a_reused_model_lets_go_of_the_fresh_template_before_it_trains(two_class
 # -- the last decoded data, kept for the next run -----------------------------------------------------
 def test_last_data_decodes_once_for_runs_on_the_same_data_and_again_when_the_data_differ(two_class_folder, monkeypatch):
     loads = []
-    original = datasets.load
-    monkeypatch.setattr(datasets, "load", lambda config: loads.append(config) or original(config))
+    original = pipeline.load
+    monkeypatch.setattr(pipeline, "load", lambda config: loads.append(config) or original(config))
     last = train.LastData()
     config = tiny_config(two_class_folder, augmentation=AUGMENTATION)
 
@@ -275,13 +275,13 @@ def test_a_loss_that_is_not_a_number_raises_training_error(two_class_folder, mon
     # and NaN pixels need not reach the loss: on this CPU build they come out as zeros.)
     import tensorflow as tf
 
-    original = datasets.training_pipeline
+    original = pipeline.training_pipeline
 
     def poisoned(data, config):
         dataset, steps = original(data, config)
         return dataset.map(lambda x, y: (x, y * tf.constant(float("nan")))), steps
 
-    monkeypatch.setattr(datasets, "training_pipeline", poisoned)
+    monkeypatch.setattr(pipeline, "training_pipeline", poisoned)
     reported = []
     with pytest.raises(TrainingError) as info:
         train.train(tiny_config(two_class_folder, epochs=3), on_epoch=reported.append)

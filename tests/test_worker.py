@@ -15,8 +15,8 @@ import pytest
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import from_rows
-from lab.store import RunStore
-from lab.worker import MAX_WAITING_PER_OWNER, JobStatus, QueueFull, Worker
+from lab.runs.store import RunStore
+from lab.runs.worker import MAX_WAITING_PER_OWNER, JobStatus, QueueFull, Worker
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT = 5.0  # generous upper bound for things that take milliseconds
@@ -34,7 +34,7 @@ def row(epoch: int, seed: int) -> dict:
 
 
 class FakeTrainer:
-    """Stands in for `lab.train.train`.
+    """Stands in for `lab.training.train.train`.
 
     Each epoch "trains" in 10 ms slices, checking `should_stop` between them as the real
     trainer does between batches. `hold(cfg, at_epoch)` makes the run wait before that
@@ -386,7 +386,7 @@ def test_a_run_left_running_by_a_dead_process_is_interrupted_then_retrained(make
     a = cfg(1)
     code = (
         "from lab.config import RunConfig\n"
-        "from lab.store import RunStore\n"
+        "from lab.runs.store import RunStore\n"
         f"store = RunStore({str(root)!r})\n"
         "config = RunConfig(epochs=3, seed=1)\n"
         "store.record_queued(config)\n"
@@ -407,11 +407,11 @@ def test_the_default_trainer_is_imported_lazily(tmp_path):
     """The page imports the worker on every rerun: that must not pull in TensorFlow."""
     code = (
         "import sys\n"
-        "import lab.worker, lab.store, lab.errors\n"
-        "from lab.store import RunStore\n"
-        "from lab.worker import Worker\n"
+        "import lab.runs.worker, lab.runs.store, lab.errors\n"
+        "from lab.runs.store import RunStore\n"
+        "from lab.runs.worker import Worker\n"
         f"worker = Worker(RunStore({str(tmp_path)!r}))\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'streamlit', 'lab.train') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'streamlit', 'lab.training.train') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "worker.shutdown(5)\n"
     )

@@ -32,11 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.bench import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tools.bench import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.presets import load_preset  # noqa: E402
-from lab.serve import StreamlitServer  # noqa: E402
-from lab.store import RunStore  # noqa: E402
+from tools.streamlit_server import StreamlitServer  # noqa: E402
+from lab.runs.store import RunStore  # noqa: E402
 
 # The load test adds one flag: twenty pages at once outgrow /dev/shm.
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--disable-dev-shm-usage"]

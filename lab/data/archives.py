@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from lab.datasets import DatasetError, FileNote
+from lab.data.registry import DatasetError, FileNote
 
 _MB = 1024 * 1024
 _CHUNK = 1024 * 1024

@@ -7,7 +7,7 @@ from lab.config import RunConfig
 
 def architecture(config: RunConfig, num_classes: int) -> tuple[int, int, float]:
     """Everything `build_model` bakes into the model's traced training step: two runs that agree on it can
-    train the same compiled model (`lab.train` reuses one, reset to a fresh model's state, instead of tracing
+    train the same compiled model (`lab.training.train` reuses one, reset to a fresh model's state, instead of tracing
     again). The seed and the learning rate are not part of it: they live in variables (the initial weights,
     Dropout's seed state, the optimizer's learning rate) that the reset assigns."""
     return (config.image_size, num_classes, float(config.dropout))

@@ -1,22 +1,22 @@
 """Benchmark: the lab's input pipeline against the course's and the compute floor, the page, and memory.
 
-    python -m lab.bench                                  # 150 and 64 px on cats_and_dogs_filtered (or builtin)
-    python -m lab.bench --size 64 --epochs 3 --extras all --json
-    python -m lab.bench --size 150,64 --page --memory --extras all --json   # what docs/performance.md reports
+    python -m tools.bench                                  # 150 and 64 px on cats_and_dogs_filtered (or builtin)
+    python -m tools.bench --size 64 --epochs 3 --extras all --json
+    python -m tools.bench --size 150,64 --page --memory --extras all --json   # what docs/performance.md reports
 
-What it measures, in one run, on the same data, model (`lab.model.build_model`) and machine:
+What it measures, in one run, on the same data, model (`lab.training.model.build_model`) and machine:
 
 - `course_plain`, `course_aug`: the course's pipeline, `ImageDataGenerator(rescale=1/255).flow_from_directory(...)`
   (class_mode="binary", batch 20), without and with the seed's augmentation (rotation 40, shifts 0.2, shear 0.2,
   zoom 0.2, horizontal flip, nearest), fed to `model.fit` as the course does.
 - `lab_plain`, `lab_aug`: the lab's own pipeline, `lab.datasets.load` + `training_pipeline`, without and with the
-  same augmentation (the lab's `Augment` layer), with the lab's training settings (`lab.train._make_deterministic`).
+  same augmentation (the lab's `Augment` layer), with the lab's training settings (`lab.training.train._make_deterministic`).
 - `floor`: the compute floor: the same model on decoded float32 tensors already in memory
   (`Dataset.from_tensor_slices(...).batch().cache()`), no augmentation, no decoding.
 - extras (`--extras`): one knob changed from a core variant, to measure a proposed optimisation (XLA, thread
   settings, parallel calls, oneDNN, uint8 to the model, ...); each is reported with its ratio to its base.
 
-Every variant runs in its own child process (`python -m lab.bench --child SPEC`), so that its peak memory is its
+Every variant runs in its own child process (`python -m tools.bench --child SPEC`), so that its peak memory is its
 own: the child reports `getrusage(RUSAGE_SELF).ru_maxrss`, the peak resident set size of the whole process
 (TensorFlow's runtime included). Each child trains `--warmup` epochs (tracing, decoding into the cache) and then
 `--epochs` measured epochs, without validation, timing each epoch with a Keras callback: wall seconds, and the
@@ -27,7 +27,7 @@ pipeline costs without the model.
 `--page` measures the page in headless Chromium (Playwright): first paint, whether TensorFlow is loaded in the
 page's process, a cached comparison shown from the run store, and interactions (switching an augmentation until
 the preview changes) while a training runs. `--memory` measures a whole comparison at `--memory-size` in the app's
-training child (`lab.subprocess_trainer`) and the child's memory over `--growth-runs` consecutive runs.
+training child (`lab.runs.trainer`) and the child's memory over `--growth-runs` consecutive runs.
 
 `--json` prints one JSON object on the last line. Its top level always carries the first size's figures:
 `size`, `epoch_seconds` (median), `epoch_seconds_min`, `cpu_seconds`, `images_per_second`, `peak_mb` (each keyed
@@ -84,8 +84,8 @@ class Variant:
     augment: bool
     what: str
     base: str = ""  # the core variant an extra changes one thing of
-    deterministic: bool = True  # lab.train's enable_op_determinism (which also turns Keras' auto-XLA off)
-    jit_compile: bool | None = None  # None: as lab.model.build_model compiles it
+    deterministic: bool = True  # lab.training.train's enable_op_determinism (which also turns Keras' auto-XLA off)
+    jit_compile: bool | None = None  # None: as lab.training.model.build_model compiles it
     inter_op: int = 0  # tf.config.threading; 0: TensorFlow's default (the number of cores)
     intra_op: int = 0
     parallel_calls: int = 0  # the augmentation map's num_parallel_calls; 0: AUTOTUNE, as lab.datasets does
@@ -143,7 +143,7 @@ def write_builtin_folder(root: Path, size: int) -> Path:
     """The builtin cartoons as PNG files in train/<class>/ and validation/<class>/, for the course's reader."""
     from PIL import Image
 
-    from lab import builtin
+    from lab.data import builtin
 
     for split, (images, labels) in builtin.generate(size).items():
         for index, (image, label) in enumerate(zip(images, labels, strict=True)):
@@ -243,7 +243,7 @@ def _lab_pipeline(variant: Variant, config):
     import tensorflow as tf
 
     from lab import datasets
-    from lab.augment import make_layer
+    from lab.training.augment import make_layer
 
     if variant.index_shuffle:
         return _index_pipeline(variant, config)
@@ -284,7 +284,7 @@ def _index_pipeline(variant: Variant, config):
     import tensorflow as tf
 
     from lab import datasets
-    from lab.augment import make_layer
+    from lab.training.augment import make_layer
 
     info = datasets.get_info(config.dataset)
     listing = datasets.list_folder(datasets.resolve_folder(config), info, config.validation_split, config.seed)
@@ -336,7 +336,7 @@ def _floor_pipeline(config):
 def _model(variant: Variant, config):
     import keras
 
-    from lab.model import build_model
+    from lab.training.model import build_model
 
     model = build_model(config, 2)
     if variant.uint8_to_model:
@@ -367,12 +367,12 @@ def run_variant(variant: Variant, spec: dict[str, Any], gate=lambda epoch: None)
         tf.config.threading.set_inter_op_parallelism_threads(variant.inter_op)
     if variant.intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(variant.intra_op)
-    from lab.train import _make_deterministic
+    from lab.training.train import _make_deterministic
 
     rss_import = _rss_mb()
     config = _config(spec, variant.augment)
     if variant.deterministic:
-        _make_deterministic(config.seed)  # exactly what lab.train.train does
+        _make_deterministic(config.seed)  # exactly what lab.training.train.train does
     else:
         keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
@@ -475,7 +475,7 @@ class _Child:
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
         payload = json.dumps({**spec, "variant": asdict(variant)})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lab.bench", "--child", payload],
+            [sys.executable, "-m", "tools.bench", "--child", payload],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,
@@ -742,7 +742,7 @@ def measure_memory(data: Path, args, log) -> dict[str, Any]:
     """Peak memory of a whole comparison in the app's training child, and RSS after each of N runs."""
     from lab.config import RunConfig
     from lab.presets import load_preset
-    from lab.subprocess_trainer import SubprocessTrainer
+    from lab.runs.trainer import SubprocessTrainer
 
     real = data.resolve().name == "cats_and_dogs_filtered"
     base = load_preset("cats_vs_dogs_course").config
@@ -885,9 +885,9 @@ def _train_stored_and_wait(page) -> float:
 
 def _populate_store(store: Path, log) -> tuple[str, str, float]:
     """Train a tiny comparison into `store` through the app's worker and child trainer; its two keys."""
-    from lab.store import RunStore
-    from lab.subprocess_trainer import SubprocessTrainer
-    from lab.worker import Worker
+    from lab.runs.store import RunStore
+    from lab.runs.trainer import SubprocessTrainer
+    from lab.runs.worker import Worker
 
     config = _tiny_page_config()
     trainer = SubprocessTrainer()
@@ -1071,7 +1071,7 @@ def measure_page(work: Path, args, log) -> dict[str, Any]:
         log(f"page: the script alone (AppTest) {json.dumps({k: round(v, 2) for k, v in result['script'].items()})}")
     except Exception as exc:  # the browser figures still stand without it
         result["script"] = {"error": f"{type(exc).__name__}: {exc}"}
-    from lab.serve import StreamlitServer
+    from tools.streamlit_server import StreamlitServer
 
     server = StreamlitServer({"LAB_RUN_STORE": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}, work / "streamlit.log")
     try:
@@ -1198,7 +1198,7 @@ def parse_extras(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", action="append", help="image size(s): repeat or comma list (default 150,64)")
     parser.add_argument("--epochs", type=int, default=3, help="measured epochs per variant (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up epochs before measuring (default 1)")
@@ -1246,7 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr if args.json else out, flush=True)
 
-    report: dict[str, Any] = {"machine": machine(), "command": "python -m lab.bench " + " ".join(argv or sys.argv[1:])}
+    report: dict[str, Any] = {"machine": machine(), "command": "python -m tools.bench " + " ".join(argv or sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         work = Path(tmp)
         counts = parse_train_images(args.train_images, sizes)

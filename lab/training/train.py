@@ -56,7 +56,7 @@ def train(
 ) -> pd.DataFrame:
     """Train the course CNN on `config` and return its history, one row per epoch.
 
-    `data` (from `lab.datasets.load`) lets a comparison decode its images once for both
+    `data` (from `lab.training.pipeline.load`) lets a comparison decode its images once for both
     runs. Raises `RunCancelled` (with the partial history) when `should_stop()` turns
     true, `TrainingError` when the loss is no longer a number.
     """
@@ -77,16 +77,16 @@ def train_rows(
     """`train` without pandas: the history as a list of per-epoch rows (`lab.history.COLUMNS`).
 
     The app's training child calls this one: it reports rows and never needs a DataFrame
-    (`lab.train_child.keep_unused_packages_out`). Raises `RunCancelled` with the partial rows.
+    (`lab.training.child.keep_unused_packages_out`). Raises `RunCancelled` with the partial rows.
     """
-    from lab import datasets
+    from lab.training import pipeline
 
     _make_deterministic(config.seed)
-    data = data if data is not None else datasets.load(config)
+    data = data if data is not None else pipeline.load(config)
     if data.image_size != config.image_size:
         raise ConfigError("data was loaded for another image size")
-    train_ds, steps = datasets.training_pipeline(data, config)
-    validation_ds = datasets.validation_pipeline(data, config)
+    train_ds, steps = pipeline.training_pipeline(data, config)
+    validation_ds = pipeline.validation_pipeline(data, config)
     model = MODELS.take(config, data.num_classes)
     reporter = _Reporter(on_epoch, should_stop)
     try:
@@ -116,11 +116,11 @@ def compare(
     should_stop: StopCheck | None = None,
 ) -> Comparison:
     """Train without augmentation, then with it: same data, model and seed."""
-    from lab import datasets
+    from lab.training import pipeline
 
     if not config.augmentation.enabled:
         raise ConfigError("no augmentation is switched on: a comparison needs at least one knob")
-    data = datasets.load(config)
+    data = pipeline.load(config)
     runs = {}
     for side, side_config in (("baseline", config.without_augmentation()), ("augmented", config)):
         report = (lambda row, side=side: on_epoch(side, row)) if on_epoch else None
@@ -129,7 +129,7 @@ def compare(
 
 
 class ModelCache:
-    """Compiled course CNNs kept between runs, one per architecture (`lab.model.architecture`).
+    """Compiled course CNNs kept between runs, one per architecture (`lab.training.model.architecture`).
 
     Why: TensorFlow keeps about 10 MB of every traced training step for the life of the
     process, `keras.backend.clear_session` or not, so a process that builds a model per run
@@ -150,7 +150,7 @@ class ModelCache:
 
     def take(self, config: RunConfig, num_classes: int) -> Any:
         """A compiled model in the state of `build_model(config, num_classes)` just after seeding."""
-        from lab import model as model_module
+        from lab.training import model as model_module
 
         fresh = model_module.build_model(config, num_classes)
         key = model_module.architecture(config, num_classes)
@@ -221,14 +221,14 @@ class LastData:
         self._data: Any = None
 
     def get(self, config: RunConfig) -> Any:
-        """`lab.datasets.load(config)`, or the last one's result when it read the same data."""
-        from lab import datasets
+        """`lab.training.pipeline.load(config)`, or the last one's result when it read the same data."""
+        from lab.training import pipeline
 
-        key = datasets.decoded_key(config)
+        key = pipeline.decoded_key(config)
         if key != self._key:
             # Let go of the old images before decoding new ones: never two datasets at once.
             self.clear()
-            self._data = datasets.load(config)
+            self._data = pipeline.load(config)
             self._key = key
         return self._data
 

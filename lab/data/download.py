@@ -7,7 +7,7 @@ then at a mirror; LAB_URLS_<ARCHIVE> (for example LAB_URLS_CATS_AND_DOGS_FILTERE
 an archive's list of URLs, separated by spaces or commas.
 
 Everything happens in a temporary folder inside the data root: the zip is checked entry by
-entry and unpacked (`lab.archives`), and the class folders and the number of images in each
+entry and unpacked (`lab.data.archives`), and the class folders and the number of images in each
 are compared with the registry. A truncated or damaged download is removed and tried once
 more; a download with the wrong files is removed and reported. Only a dataset that passed
 every check is renamed into place, so a failed or interrupted download leaves nothing behind.
@@ -38,9 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.archives import ArchiveError, ZipLimits, dataset_root, remove_tree, unpack_zip
-from lab.datasets import DatasetError, DatasetInfo, default_data_root, get_info
-from lab.images import IMAGE_EXTENSIONS
+from lab.data.archives import ArchiveError, ZipLimits, dataset_root, remove_tree, unpack_zip
+from lab.data.registry import DatasetError, DatasetInfo, default_data_root, get_info
+from lab.data.images import IMAGE_EXTENSIONS
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all; 0 while unknown)
 

@@ -1,5 +1,5 @@
 """`streamlit run streamlit_app.py` on 127.0.0.1 as a child process, for whatever drives the real page:
-the benchmark (`lab.bench --page`), the load test (`tools/load_test.py`) and the browser tests.
+the benchmark (`tools.bench --page`), the load test (`tools/load_test.py`) and the browser tests.
 
 The server runs in its own process group, so stopping it also stops the training child it started.
 """

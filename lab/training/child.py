@@ -1,6 +1,6 @@
-"""The training child's side of `lab.subprocess_trainer`: read jobs, train them, report.
+"""The training child's side of `lab.runs.trainer`: read jobs, train them, report.
 
-Run as `python -m lab.train_child` by `SubprocessTrainer`. The protocol is JSON lines: the
+Run as `python -m lab.training.child` by `SubprocessTrainer`. The protocol is JSON lines: the
 parent writes `{"train": config}` or `{"stop": true}` to stdin; the child writes
 `{"epoch": row}`, then `{"done": true}`, `{"cancelled": true}` or `{"error": text}` to
 stdout, each line marked with `PREFIX`.
@@ -30,7 +30,7 @@ def serve() -> None:
     keep_unused_packages_out()
     from lab.config import RunConfig
     from lab.errors import RunCancelled
-    from lab.train import LastData, train_rows
+    from lab.training.train import LastData, train_rows
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
     out, sys.stdout = sys.stdout, sys.stderr

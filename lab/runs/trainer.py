@@ -1,7 +1,7 @@
 """Train in a child process, so the app process never holds TensorFlow.
 
-The page's worker calls `SubprocessTrainer` exactly as it would call `lab.train.train`.
-Behind it, one long-lived child process (`python -m lab.train_child`) imports
+The page's worker calls `SubprocessTrainer` exactly as it would call `lab.training.train.train`.
+Behind it, one long-lived child process (`python -m lab.training.child`) imports
 TensorFlow once and trains the jobs it is sent, one at a time. Why a process, not a
 thread of the app:
 
@@ -33,7 +33,7 @@ import pandas as pd
 from lab import history as hist
 from lab.config import RunConfig
 from lab.errors import RunCancelled
-from lab.train_child import PREFIX
+from lab.training.child import PREFIX
 
 STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
 # A safety net: the child reuses its models and data, so a run leaves nothing behind that
@@ -141,14 +141,14 @@ class SubprocessTrainer:
     def _ensure_child(self) -> subprocess.Popen:
         if self._child is not None and self._child.poll() is None:
             return self._child
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._messages = queue.Queue()
         self._jobs_done = 0
         self._reset_growth()
         self._child = subprocess.Popen(
-            [sys.executable, "-u", "-m", "lab.train_child"],
+            [sys.executable, "-u", "-m", "lab.training.child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from page_helpers import wait_for
 
-from lab import seeds
+from app import runs as app_runs
+from lab import history as hist
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import COLUMNS, from_rows
-from lab.store import RunStore
-from lab.worker import MAX_WAITING_PER_OWNER, Worker
+from lab.runs.store import RunStore
+from lab.runs.worker import MAX_WAITING_PER_OWNER, Worker
 
 
 def history(val_accuracy, accuracy=None, val_loss=None) -> pd.DataFrame:
@@ -36,7 +37,7 @@ def history(val_accuracy, accuracy=None, val_loss=None) -> pd.DataFrame:
 
 
 def test_aggregate_gives_mean_min_max_and_std_per_epoch():
-    table = seeds.aggregate([history([0.5, 0.6, 0.7]), history([0.7, 0.8, 0.9]), history([0.6, 0.7, 0.8])])
+    table = hist.aggregate([history([0.5, 0.6, 0.7]), history([0.7, 0.8, 0.9]), history([0.6, 0.7, 0.8])])
     assert table["epoch"].tolist() == [1, 2, 3]
     assert table["runs"].tolist() == [3, 3, 3]
     assert table["val_accuracy"].tolist() == pytest.approx([0.6, 0.7, 0.8])
@@ -49,64 +50,64 @@ def test_aggregate_gives_mean_min_max_and_std_per_epoch():
 
 
 def test_aggregate_of_runs_still_training_counts_only_the_runs_that_reached_each_epoch():
-    table = seeds.aggregate([history([0.5, 0.6, 0.7]), history([0.7, 0.8]), history([])])
+    table = hist.aggregate([history([0.5, 0.6, 0.7]), history([0.7, 0.8]), history([])])
     assert table["runs"].tolist() == [2, 2, 1]
     assert table["val_accuracy"].tolist() == pytest.approx([0.6, 0.7, 0.7])
     assert table.loc[2, "val_accuracy_min"] == table.loc[2, "val_accuracy_max"] == pytest.approx(0.7)
     assert math.isnan(table.loc[2, "val_accuracy_std"]), "one run has no spread"
-    assert seeds.mean_history(table).columns.tolist() == COLUMNS
+    assert hist.mean_history(table).columns.tolist() == COLUMNS
 
 
 def test_aggregate_of_nothing_is_an_empty_table_with_the_columns():
-    table = seeds.aggregate([history([])])
+    table = hist.aggregate([history([])])
     assert table.empty and {"epoch", "runs", "val_accuracy", "val_accuracy_max"} <= set(table.columns)
-    assert seeds.mean_history(table).empty
+    assert hist.mean_history(table).empty
 
 
 def test_summarize_seeds_gives_mean_and_std_of_each_runs_own_summary():
     runs = [history([0.5, 0.6], accuracy=[0.6, 0.9]), history([0.7, 0.8], accuracy=[0.8, 0.9])]
-    summary = seeds.summarize_seeds([*runs, history([])])
+    summary = hist.summarize_seeds([*runs, history([])])
     assert summary["seeds"] == 2 and summary["epochs"] == 2
     assert summary["val_accuracy"] == pytest.approx(0.7)
     assert summary["val_accuracy_std"] == pytest.approx(math.sqrt(0.02))  # 0.6 and 0.8
     assert summary["gap"] == pytest.approx(0.2)  # 0.3 and 0.1
     assert summary["best_val_accuracy"] == pytest.approx(0.7)
     assert summary["best_epochs"] == (2, 2)
-    one = seeds.summarize_seeds([runs[0]])
+    one = hist.summarize_seeds([runs[0]])
     assert one["seeds"] == 1 and one["val_accuracy"] == pytest.approx(0.6) and math.isnan(one["val_accuracy_std"])
-    assert seeds.summarize_seeds([]) == {"epochs": 0, "seeds": 0}
+    assert hist.summarize_seeds([]) == {"epochs": 0, "seeds": 0}
 
 
 def test_format_mean_std():
-    assert seeds.format_mean_std(0.712, 0.023) == "71.2% ± 2.3%"
-    assert seeds.format_mean_std(0.712, math.nan) == "71.2%"
+    assert hist.format_mean_std(0.712, 0.023) == "71.2% ± 2.3%"
+    assert hist.format_mean_std(0.712, math.nan) == "71.2%"
 
 
 def test_verdict_says_whether_the_seeds_ranges_overlap():
-    apart = seeds.verdict([history([0.60]), history([0.64])], [history([0.80]), history([0.84])])
+    apart = hist.verdict([history([0.60]), history([0.64])], [history([0.80]), history([0.84])])
     assert apart is not None and "+20.0 points" in apart and "do not overlap" in apart
-    close = seeds.verdict([history([0.60]), history([0.70])], [history([0.66]), history([0.72])])
+    close = hist.verdict([history([0.60]), history([0.70])], [history([0.66]), history([0.72])])
     assert close is not None and "+4.0 points" in close and "may be the luck of the seed" in close
-    assert seeds.verdict([history([0.6])], [history([0.8]), history([0.9])]) is None, "needs two seeds per side"
+    assert hist.verdict([history([0.6])], [history([0.8]), history([0.9])]) is None, "needs two seeds per side"
 
 
 def test_comparison_configs_pair_the_sides_seed_by_seed():
     config = RunConfig(seed=7, augmentation={"rotation_range": 30.0})
-    configs = seeds.comparison_configs(config, 3)
+    configs = hist.comparison_configs(config, 3)
     assert [c.seed for c in configs] == [7, 7, 8, 8, 9, 9]
     assert [c.augmentation.enabled for c in configs] == [False, True] * 3
-    without, with_ = seeds.split_sides(configs)
+    without, with_ = hist.split_sides(configs)
     assert [c.seed for c in without] == [7, 8, 9] and all(c.augmentation.enabled for c in with_)
     assert all(c.replace(seed=7) == config for c in with_), "only the seed differs"
     # One seed is a plain comparison: the same runs, so the same cached results.
-    assert [c.key() for c in seeds.comparison_configs(config, 1)] == [
+    assert [c.key() for c in hist.comparison_configs(config, 1)] == [
         config.without_augmentation().key(),
         config.key(),
     ]
     with pytest.raises(ValueError):
-        seeds.comparison_configs(config, 0)
+        hist.comparison_configs(config, 0)
     with pytest.raises(ValueError):
-        seeds.split_sides([1, 2, 3])
+        hist.split_sides([1, 2, 3])
 
 
 def test_submit_in_order_hands_over_what_the_queue_takes_and_keeps_the_rest(tmp_path):
@@ -118,15 +119,15 @@ def test_submit_in_order_hands_over_what_the_queue_takes_and_keeps_the_rest(tmp_
 
     worker = Worker(RunStore(tmp_path / "runs"), train_fn=slow_train)
     try:
-        configs = seeds.comparison_configs(RunConfig(epochs=1, augmentation={"rotation_range": 30.0}), 5)
-        left = seeds.submit_in_order(worker, configs, owner="visitor")
+        configs = hist.comparison_configs(RunConfig(epochs=1, augmentation={"rotation_range": 30.0}), 5)
+        left = app_runs.submit_in_order(worker, configs, owner="visitor")
         submitted = configs[: len(configs) - len(left)]
         # At most MAX_WAITING_PER_OWNER wait, plus the one the worker may already have started.
         assert MAX_WAITING_PER_OWNER <= len(submitted) <= MAX_WAITING_PER_OWNER + 1
         assert left == configs[len(submitted) :]
         assert all(worker.status(c.key()).active for c in submitted)
         assert all(worker.status(c.key()).state == "unknown" for c in left)
-        assert seeds.submit_in_order(worker, configs[:2], owner="visitor") == [], "queued runs are shared, not added"
+        assert app_runs.submit_in_order(worker, configs[:2], owner="visitor") == [], "queued runs are shared, not added"
     finally:
         release.set()
         worker.shutdown(timeout=15)
@@ -134,7 +135,7 @@ def test_submit_in_order_hands_over_what_the_queue_takes_and_keeps_the_rest(tmp_
 
 def test_summary_row_shows_mean_and_std_and_the_best_epochs():
     runs = [history([0.5, 0.6], val_loss=[0.5, 0.4]), history([0.7, 0.8], val_loss=[0.3, 0.4])]
-    row = seeds.summary_row(seeds.summarize_seeds(runs), 3)
+    row = hist.summary_row(hist.summarize_seeds(runs), 3)
     assert row["seeds"] == "2 of 3"
     assert row["val_accuracy"] == "70.0% ± 14.1%"
     assert row["gap"] == "10.0% ± 0.0%"
@@ -152,18 +153,18 @@ def test_unsubmitted_names_the_runs_a_closed_page_had_not_handed_over_while_the_
 
     worker = Worker(RunStore(tmp_path / "runs"), train_fn=stoppable_train)
     try:
-        configs = seeds.comparison_configs(RunConfig(epochs=1, augmentation={"rotation_range": 30.0}), 3)
+        configs = hist.comparison_configs(RunConfig(epochs=1, augmentation={"rotation_range": 30.0}), 3)
         keys = [c.key() for c in configs]
-        assert seeds.unsubmitted(worker, keys) == [], "nothing submitted, nothing running: a link never starts one"
+        assert app_runs.unsubmitted(worker, keys) == [], "nothing submitted, nothing running: a link never starts one"
         for config in configs[:4]:
             worker.submit(config, owner="closed page")
-        assert seeds.unsubmitted(worker, keys) == configs[4:]
-        assert seeds.unsubmitted(worker, keys[:2]) == [], "one seed is submitted whole"
-        assert seeds.unsubmitted(worker, [*keys[:4], "other", "runs"]) == [], "only the runs of one comparison"
+        assert app_runs.unsubmitted(worker, keys) == configs[4:]
+        assert app_runs.unsubmitted(worker, keys[:2]) == [], "one seed is submitted whole"
+        assert app_runs.unsubmitted(worker, [*keys[:4], "other", "runs"]) == [], "only the runs of one comparison"
         for key in keys[:4]:
             worker.cancel(key)
         wait_for(lambda: not any(worker.status(k).active for k in keys), 10, step=0.05, what="the runs to stop")
-        assert seeds.unsubmitted(worker, keys) == [], "a cancelled comparison stays cancelled"
+        assert app_runs.unsubmitted(worker, keys) == [], "a cancelled comparison stays cancelled"
     finally:
         release.set()
         worker.shutdown(timeout=15)

@@ -2,7 +2,7 @@
 
 One trainer is shared by the module so the child imports TensorFlow once; each test still
 stands alone (a test that needs a fresh child makes its own). The worker calls this trainer
-exactly as it would call `lab.train.train`: `trainer(config, on_epoch=..., should_stop=...)`.
+exactly as it would call `lab.training.train.train`: `trainer(config, on_epoch=..., should_stop=...)`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import subprocess_trainer
+from lab.runs import trainer as subprocess_trainer
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import COLUMNS
-from lab.subprocess_trainer import SubprocessTrainer, TrainingFailed
-from lab.train_child import UNUSED_PACKAGES
+from lab.runs.trainer import SubprocessTrainer, TrainingFailed
+from lab.training.child import UNUSED_PACKAGES
 
 TINY = RunConfig(image_size=48, train_images=40, epochs=2, batch_size=20, augmentation={"rotation_range": 20.0})
 

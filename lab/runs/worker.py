@@ -32,7 +32,7 @@ import pandas as pd
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import empty_history, from_rows
-from lab.store import RunStore, StoredRun
+from lab.runs.store import RunStore, StoredRun
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ _TRAINING_LOCK = threading.Lock()
 class JobStatus:
     """What a caller polling a run needs to show it.
 
-    `state` is one of `lab.store.STATES` or "unknown". `position` is 0 for the running
+    `state` is one of `lab.runs.store.STATES` or "unknown". `position` is 0 for the running
     job, 1, 2, ... for jobs waiting in the queue, and None for anything else. `history`
     is a fresh DataFrame of the epochs finished so far (safe to modify). `cached` is True
     when the result was read from the store rather than trained by this worker.
@@ -123,7 +123,7 @@ class _Finished:
 class Worker:
     """One background thread that trains submitted configurations one at a time.
 
-    `train_fn(config, on_epoch=..., should_stop=...)` defaults to `lab.train.train`
+    `train_fn(config, on_epoch=..., should_stop=...)` defaults to `lab.training.train.train`
     (imported inside the thread). Opening a worker marks runs left active by a dead
     process as "interrupted" in the store.
     """
@@ -458,7 +458,7 @@ class Worker:
 
 
 def _default_train() -> TrainFn:
-    from lab.train import train  # TensorFlow is imported here, in the worker thread only
+    from lab.training.train import train  # TensorFlow is imported here, in the worker thread only
 
     return train
 

@@ -30,9 +30,8 @@ _SUPERSAMPLE = 2  # draw larger, then shrink: smooth edges at any size
 POSE_LIMITS = {"rotation": 40.0, "shift": 0.22, "zoom": 0.25, "mirror": True}
 
 
-def describe() -> str:
-    return (
-        "Cartoon cats (pointed ears) and dogs (floppy ears), drawn in code. Training images show "
+DESCRIPTION = (
+    "Cartoon cats (pointed ears) and dogs (floppy ears), drawn in code. Training images show "
         "every subject in one pose: centred, upright, one size. Validation images show them shifted "
         f"(±{POSE_LIMITS['shift']:.0%}), rotated (±{POSE_LIMITS['rotation']:.0f}°), zoomed "
         f"(±{POSE_LIMITS['zoom']:.0%}) and mirrored: a model that only saw the training pose overfits."

@@ -7,9 +7,9 @@ only inside the lab's own data folder, at `<data root>/uploads/<content hash>/da
 1. the upload's size is checked against the limit (LAB_MAX_UPLOAD_MB, 200 MB);
 2. its SHA-256 names the folder, so the same zip uploaded again is recognised: nothing is
    unpacked twice, and the same folder means the same `RunConfig` key, so cached runs are reused;
-3. every entry is checked before anything is written (`lab.archives`), then the zip is
+3. every entry is checked before anything is written (`lab.data.archives`), then the zip is
    unpacked into a temporary folder beside the final one;
-4. the images are listed and checked as for any folder (`lab.datasets.list_folder`): one
+4. the images are listed and checked as for any folder (`lab.data.listing.list_folder`): one
    class, an empty class or no usable images refuse the upload;
 5. only then is the temporary folder renamed into place, in one step. Whatever fails, the
    temporary folder is removed: nothing half-unpacked is ever left or found later.
@@ -28,17 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lab.archives import ArchiveError, ZipLimits, dataset_root, megabytes, remove_tree, unpack_zip
-from lab.datasets import (
-    DatasetError,
-    FileNote,
-    Listing,
-    default_data_root,
-    get_info,
-    list_folder,
-    plural,
-    tally_notes,
-)
+from lab.data.archives import ArchiveError, ZipLimits, dataset_root, megabytes, remove_tree, unpack_zip
+from lab.data.listing import Listing, list_folder, plural, tally_notes
+from lab.data.registry import DatasetError, FileNote, default_data_root, get_info
 
 UPLOADS = "uploads"
 DATASET = "dataset"
@@ -115,7 +107,7 @@ def folder_reading_allowed(secrets: Mapping[str, Any] | None = None) -> bool:
     LAB_ALLOW_SERVER_FOLDERS=1/0 decides; unset, yes on a laptop and no in hosted mode
     (LAB_HOSTED=1), where visitors upload zips instead.
     """
-    from lab.hosting import server_folders_allowed
+    from lab.runs.hosting import server_folders_allowed
 
     return server_folders_allowed(secrets)
 

@@ -1,0 +1,230 @@
+"""The tf.data pipelines: decode once into a cache, then shuffle, batch, augment and rescale.
+
+Every augmented variant lives only while its batch is in flight: the images on disk are never
+changed, and memory does not grow with the number of variants.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab.config import RunConfig
+from lab.data import builtin
+from lab.data.images import load_rgb
+from lab.data.listing import list_dataset, resolve_folder
+from lab.data.registry import DatasetError
+
+# Decoded images are cached in memory while they fit in this budget; past it they are
+# decoded again every epoch instead of swapping the machine to death.
+DEFAULT_CACHE_MB = 1024
+
+
+@dataclass
+class Data:
+    """Decoded, cached base datasets of (uint8 image, label); shared by both runs of a comparison."""
+
+    train: Any  # tf.data.Dataset
+    validation: Any
+    class_names: tuple[str, ...]
+    train_count: int
+    validation_count: int
+    image_size: int
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load(config: RunConfig) -> Data:
+    """Decode the configured dataset into cached tf.data datasets of uint8 images."""
+    import tensorflow as tf
+
+    size = config.image_size
+    if config.dataset == "builtin":
+        splits = builtin.generate(size)
+        train_x, train_y = _subset_arrays(*splits["train"], config.train_images, config.seed)
+        val_x, val_y = splits["validation"]
+        train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        validation = tf.data.Dataset.from_tensor_slices((val_x, val_y))
+        return Data(train, validation, builtin.CLASS_NAMES, len(train_y), len(val_y), size)
+
+    found = list_dataset(config)
+    train_files = _subset_files(found.files["train"], config.train_images, config.seed)
+    budget = _cache_budget_bytes()
+    per_image = size * size * 3
+    cache_train = len(train_files) * per_image <= budget
+    cache_validation = (len(train_files) + len(found.files["validation"])) * per_image <= budget
+    return Data(
+        train=_decode_files(train_files, size, cache_train, found.with_pillow, tolerant=True),
+        validation=_decode_files(found.files["validation"], size, cache_validation, found.with_pillow),
+        class_names=found.class_names,
+        train_count=len(train_files),
+        validation_count=len(found.files["validation"]),
+        image_size=size,
+        ignored=found.ignored,
+    )
+
+
+def decoded_key(config: RunConfig) -> tuple:
+    """Everything `load(config)` depends on: configurations with equal keys decode to equal `Data`.
+
+    A folder's key includes the name, size and modification time of every file under it, so
+    a folder changed on disk is decoded again. Raises `DatasetError` as `load` would for a
+    folder that is not there.
+    """
+    settings = (config.dataset, config.image_size, config.train_images, config.seed, _cache_budget_bytes())
+    if config.dataset == "builtin":
+        return settings
+    root = resolve_folder(config)
+    files = tuple(sorted((str(p.relative_to(root)), *_size_and_time(p)) for p in root.rglob("*")))
+    return (*settings, str(root.resolve()), config.validation_split, files)
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _cache_budget_bytes() -> int:
+    return int(float(os.environ.get("LAB_CACHE_MB", DEFAULT_CACHE_MB)) * 1024 * 1024)
+
+
+def _decode_files(
+    items: list[tuple[str, int]],
+    size: int,
+    cache: bool,
+    with_pillow: frozenset[str] = frozenset(),
+    tolerant: bool = False,
+):
+    import tensorflow as tf
+
+    paths = tf.constant([p for p, _ in items])
+    labels = tf.constant([label for _, label in items], dtype=tf.int32)
+    pillow = tf.constant([p in with_pillow for p, _ in items], dtype=tf.bool)
+
+    def decode_with_tensorflow(path):
+        # channels=3 turns grayscale, palette and RGBA (alpha dropped) into RGB, 16 bits into 8.
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+    def decode_with_pillow(path):
+        image = tf.numpy_function(lambda p: load_rgb(p.decode()), [path], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, (None, None, 3))
+
+    def decode(path, label, by_pillow):
+        if with_pillow:
+            image = tf.cond(by_pillow, lambda: decode_with_pillow(path), lambda: decode_with_tensorflow(path))
+        else:
+            image = decode_with_tensorflow(path)
+        image = tf.image.resize(image, (size, size), antialias=True)
+        # Keep uint8 until the model needs floats: a quarter of the memory in the cache.
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        image.set_shape((size, size, 3))
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, pillow))
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if tolerant:
+        # Listing already refused every file that fails to decode; should one change on disk
+        # after that, it is dropped (with a logged warning) rather than ending the run. Only
+        # for the repeated training split: it makes the length unknown, which Keras warns
+        # about on a validation split.
+        dataset = dataset.ignore_errors(log_warning=True)
+    return dataset.cache() if cache else dataset
+
+
+def _balanced_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A seeded subset of `count` indices keeping each class's share; all when count is 0."""
+    if count <= 0 or count >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    if count < len(classes):
+        raise DatasetError(f"train_images = {count} is too few: use at least one image per class ({len(classes)})")
+    sizes = np.array([np.count_nonzero(labels == cls) for cls in classes])
+    takes = _apportion(count, sizes)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == cls), size=take, replace=False)
+        for cls, take in zip(classes, takes, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def _apportion(count: int, sizes: np.ndarray) -> np.ndarray:
+    """Split `count` over classes in proportion to their sizes, exactly (largest remainder), at least one each."""
+    quotas = count * sizes / sizes.sum()
+    takes = np.maximum(np.floor(quotas).astype(int), 1)
+    remainders = quotas - np.floor(quotas)
+    for index in np.argsort(-remainders, kind="stable"):
+        if takes.sum() >= count:
+            break
+        if takes[index] < sizes[index]:
+            takes[index] += 1
+    return takes
+
+
+def _subset_arrays(images: np.ndarray, labels: np.ndarray, count: int, seed: int):
+    index = _balanced_indices(labels, count, seed)
+    return images[index], labels[index]
+
+
+def _subset_files(items: list[tuple[str, int]], count: int, seed: int) -> list[tuple[str, int]]:
+    labels = np.asarray([label for _, label in items])
+    return [items[i] for i in _balanced_indices(labels, count, seed)]
+
+
+def training_pipeline(data: Data, config: RunConfig):
+    """Shuffle, batch, augment on the fly (training split only), rescale, prefetch.
+
+    Returns (dataset, steps_per_epoch). The dataset repeats forever so that the batch
+    counter, which seeds each batch's augmentation, keeps counting across epochs:
+    every epoch draws new variants, and the same seed draws the same ones again.
+    """
+    import tensorflow as tf
+
+    from lab.training.augment import make_layer
+
+    aug = config.augmentation
+    layer = make_layer(aug) if aug.enabled else None
+    binary = data.num_classes == 2
+
+    def prepare(step, batch):
+        images, labels = batch
+        if layer is not None:
+            images = layer(images, seed=tf.stack([tf.constant(config.seed, tf.int64), step]))
+        images = tf.cast(images, tf.float32) * aug.rescale
+        return images, _shape_labels(labels, binary)
+
+    dataset = data.train.shuffle(data.train_count, seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size).repeat().enumerate()
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(data.train_count / config.batch_size)
+
+
+def validation_pipeline(data: Data, config: RunConfig):
+    """Batch and rescale the validation split: never augmented."""
+    import tensorflow as tf
+
+    binary = data.num_classes == 2
+    rescale = config.augmentation.rescale
+
+    def prepare(images, labels):
+        return tf.cast(images, tf.float32) * rescale, _shape_labels(labels, binary)
+
+    dataset = data.validation.batch(config.batch_size)
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _shape_labels(labels, binary: bool):
+    import tensorflow as tf
+
+    # A sigmoid output is [B, 1]; give binary labels the same shape so the loss never broadcasts.
+    return tf.cast(labels, tf.float32)[:, None] if binary else labels
+
+
