@@ -17,8 +17,9 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
+
+from lab.knobs import KNOBS
 
 # Bump when a change makes old stored results incomparable with new ones.
 SCHEMA_VERSION = 1
@@ -29,39 +30,43 @@ FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 # smaller than 46 px collapses to nothing before `Flatten`.
 MIN_IMAGE_SIZE = 48
 MAX_IMAGE_SIZE = 512
+# How many seeds per side a comparison may train (the page and the command line alike).
+MAX_SEEDS = 10
 
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
+def _with_knob_fields(cls: type) -> type:
+    """Give the class one field per row of `lab.knobs.KNOBS`, after `rescale`, each off by default.
+
+    Why: a knob is declared in the table alone, so its name, type and range cannot drift apart.
+    """
+    annotations = dict(cls.__annotations__)
+    fields_in_order = {"rescale": annotations.pop("rescale")}
+    for knob in KNOBS:
+        fields_in_order[knob.name] = "bool" if knob.is_flip else "float"
+        setattr(cls, knob.name, knob.off)
+    cls.__annotations__ = {**fields_in_order, **annotations}
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_knob_fields
 class Augmentation:
-    """The knobs of the course's `ImageDataGenerator`, applied on the fly.
+    """The knobs of the course's `ImageDataGenerator` (`lab.knobs.KNOBS`), applied on the fly.
 
     Units follow `ImageDataGenerator`: degrees for rotation and shear, fractions of the
     image size for shifts, `z` for a zoom factor drawn from [1 - z, 1 + z] (independently
     for width and height, as `ImageDataGenerator` does). `rescale` multiplies every pixel,
     training and validation alike, and is not an augmentation: a run "without
-    augmentation" keeps it.
+    augmentation" keeps it. `fill_mode` and `cval` say what fills the pixels a transform uncovers.
     """
 
     rescale: float = 1 / 255
-    rotation_range: float = 0.0
-    width_shift_range: float = 0.0
-    height_shift_range: float = 0.0
-    # Degrees, exactly as ImageDataGenerator reads it: the course's `shear_range=0.2`
-    # is 0.2 degrees, a shear too small to see. Use 10-20 to see a shear.
-    shear_range: float = 0.0
-    zoom_range: float = 0.0
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
     fill_mode: str = "nearest"
     cval: float = 0.0
-    # Extras beyond ImageDataGenerator's geometric knobs: brightness shifts by up to
-    # this fraction of the pixel range, contrast scales by a factor in [1 - c, 1 + c].
-    brightness_range: float = 0.0
-    contrast_range: float = 0.0
 
     def __post_init__(self) -> None:
         _validate(self, "augmentation")
@@ -69,19 +74,7 @@ class Augmentation:
     @property
     def enabled(self) -> bool:
         """True when at least one knob changes images (rescale does not count)."""
-        return any(
-            [
-                self.rotation_range,
-                self.width_shift_range,
-                self.height_shift_range,
-                self.shear_range,
-                self.zoom_range,
-                self.horizontal_flip,
-                self.vertical_flip,
-                self.brightness_range,
-                self.contrast_range,
-            ]
-        )
+        return any(getattr(self, knob.name) for knob in KNOBS)
 
     def switched_off(self) -> Augmentation:
         """The same settings with every knob off; rescale and fill mode are kept."""
@@ -209,8 +202,9 @@ class RunConfig:
 
 
 # -- validation -------------------------------------------------------------------
-# (minimum, maximum, unit) for every number; `None` means unbounded on that side.
-_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+# (minimum, maximum, unit) for every number: the one place a bound is written (the knobs' in
+# their table). The page's sliders read their bounds from here.
+RANGES: dict[str, tuple[float, float, str]] = {
     "image_size": (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, "pixels"),
     "train_images": (0, 1_000_000, "images, 0 = all"),
     "validation_split": (0.05, 0.9, "fraction held out"),
@@ -220,14 +214,8 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "dropout": (0.0, 0.9, "fraction"),
     "seed": (0, 2**31 - 1, ""),
     "augmentation.rescale": (1e-6, 1.0, "factor"),
-    "augmentation.rotation_range": (0.0, 180.0, "degrees"),
-    "augmentation.width_shift_range": (0.0, 0.9, "fraction of the width"),
-    "augmentation.height_shift_range": (0.0, 0.9, "fraction of the height"),
-    "augmentation.shear_range": (0.0, 60.0, "degrees"),
-    "augmentation.zoom_range": (0.0, 0.9, "zoom drawn from [1-z, 1+z]"),
     "augmentation.cval": (0.0, 255.0, "pixel value"),
-    "augmentation.brightness_range": (0.0, 1.0, "fraction of the pixel range"),
-    "augmentation.contrast_range": (0.0, 1.0, "contrast factor drawn from [1-c, 1+c]"),
+    **{f"augmentation.{knob.name}": (0.0, knob.high, knob.unit) for knob in KNOBS if not knob.is_flip},
 }
 
 
@@ -239,8 +227,8 @@ def _validate(obj: Any, prefix: str) -> None:
             continue
         value = _coerce(name, value, f.type)
         object.__setattr__(obj, f.name, value)
-        if name in _RANGES and value is not None:
-            low, high, unit = _RANGES[name]
+        if name in RANGES and value is not None:
+            low, high, unit = RANGES[name]
             if not (math.isfinite(value) and low <= value <= high):
                 unit_text = f" ({unit})" if unit else ""
                 raise ConfigError(f"{name} = {value!r} is out of range: allowed {low:g} to {high:g}{unit_text}")
@@ -322,9 +310,3 @@ def _toml_value(value: Any) -> str:
     # Basic Multilingual Plane as themselves (not surrogate pairs) and DEL escaped.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
-
-def load_config_file(path: str | Path) -> RunConfig:
-    """Read a configuration from a .toml or .json file."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    return RunConfig.from_json(text) if path.suffix == ".json" else RunConfig.from_toml(text)
