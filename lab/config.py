@@ -309,4 +309,3 @@ def _toml_value(value: Any) -> str:
     # A TOML basic string is a JSON string, except that TOML wants characters outside the
     # Basic Multilingual Plane as themselves (not surrogate pairs) and DEL escaped.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-

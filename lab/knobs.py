@@ -24,7 +24,13 @@ class Knob:
     help: str
     draws: tuple[str, ...]  # the per-image parameters it draws, each from its own random stream
     layer: str  # the Keras preprocessing layer that does the same
-    kind: str = "range"
+    # "geometric" knobs move pixels (one resample does them all), "flip" mirrors, "colour" changes values.
+    kind: str = "geometric"
+    # How a draw spreads around "no change": "symmetric" in [-value, value], "around_one" in
+    # [1 - value, 1 + value], "coin" a fair coin when the knob is on. `scale` multiplies a draw by
+    # the image's "width" or "height" (shifts are given as fractions, drawn in pixels).
+    spread: str = "symmetric"
+    scale: str = ""
     unit: str = ""
     high: float = 1.0
     step: float = 0.05
@@ -62,6 +68,7 @@ KNOBS: tuple[Knob, ...] = (
         "move left/right",
         ("tx",),
         "RandomTranslation",
+        scale="width",
         unit="fraction of the width",
         high=0.9,
         on=0.2,
@@ -72,6 +79,7 @@ KNOBS: tuple[Knob, ...] = (
         "move up/down",
         ("ty",),
         "RandomTranslation",
+        scale="height",
         unit="fraction of the height",
         high=0.9,
         on=0.2,
@@ -98,6 +106,7 @@ KNOBS: tuple[Knob, ...] = (
         "zoom in or out",
         ("zx", "zy"),
         "RandomZoom",
+        spread="around_one",
         unit="zoom drawn from [1-z, 1+z]",
         high=0.9,
         on=0.2,
@@ -109,6 +118,7 @@ KNOBS: tuple[Knob, ...] = (
         ("hflip",),
         "RandomFlip",
         kind="flip",
+        spread="coin",
         generator="{name}=True",
     ),
     Knob(
@@ -118,6 +128,7 @@ KNOBS: tuple[Knob, ...] = (
         ("vflip",),
         "RandomFlip",
         kind="flip",
+        spread="coin",
         generator="{name}=True",
     ),
     # Extras beyond ImageDataGenerator's geometric knobs: brightness shifts by up to this
@@ -128,6 +139,7 @@ KNOBS: tuple[Knob, ...] = (
         "lighter or darker",
         ("brightness",),
         "RandomBrightness",
+        kind="colour",
         unit="fraction of the pixel range",
         on=0.2,
         generator="{name}=[{low}, {high}]",
@@ -139,6 +151,8 @@ KNOBS: tuple[Knob, ...] = (
         "more or less contrast",
         ("contrast",),
         "RandomContrast",
+        kind="colour",
+        spread="around_one",
         unit="contrast factor drawn from [1-c, 1+c]",
         on=0.3,
         generator="",

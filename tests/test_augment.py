@@ -11,23 +11,29 @@ import tensorflow as tf
 from scipy.ndimage import binary_erosion
 from scipy.ndimage import zoom as nd_zoom
 
+from lab.config import FILL_MODES, Augmentation, RunConfig
 from lab.training import augment
 from lab.training.augment import (
     apply_parameters,
     apply_parameters_np,
-    augment_images,
     image_data_generator_code,
     keras_layers_code,
+    make_layer,
     preview,
     sample_parameters,
     sample_parameters_np,
     shear_note,
 )
-from lab.config import FILL_MODES, Augmentation, RunConfig
 from lab.training.pipeline import Data, training_pipeline, validation_pipeline
 
 SIZE = 40
 GEOMETRIC = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0}
+
+
+def augment_images(images: np.ndarray, aug: Augmentation, seed: int = 0) -> np.ndarray:
+    """Augment a uint8 batch [N, H, W, 3] once with the training layer, as uint8."""
+    out = make_layer(aug)(tf.convert_to_tensor(images, tf.float32), seed=tf.constant([seed, 0], tf.int64))
+    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
 
 
 def smooth_image(seed: int = 0, size: int = SIZE) -> np.ndarray:

@@ -18,21 +18,7 @@ import math
 import numpy as np
 
 from lab.config import Augmentation
-
-# One stream of random numbers per kind of draw, so that switching one knob on does not
-# change what the others draw.
-_STREAMS = {
-    "theta": 1,
-    "tx": 2,
-    "ty": 3,
-    "shear": 4,
-    "zx": 5,
-    "zy": 6,
-    "hflip": 7,
-    "vflip": 8,
-    "bright": 9,
-    "contrast": 10,
-}
+from lab.knobs import KNOBS, STREAMS, Knob
 
 
 def affine_matrix(theta, tx, ty, shear, zx, zy, height: int, width: int, xp=np):
@@ -69,33 +55,40 @@ def affine_matrix(theta, tx, ty, shear, zx, zy, height: int, width: int, xp=np):
 def _uniform(seed, stream: str, shape, low, high):
     import tensorflow as tf
 
-    stream_seed = tf.stack([seed[0], seed[1] + _STREAMS[stream] * 1_000_003])
+    stream_seed = tf.stack([seed[0], seed[1] + STREAMS[stream] * 1_000_003])
     return tf.random.stateless_uniform(shape, stream_seed, minval=low, maxval=high)
 
 
+def _spread(knob: Knob, value: float) -> tuple[float, float]:
+    """The interval a knob's draws come from, as `lab.knobs.Knob.spread` says."""
+    if knob.spread == "around_one":
+        return 1 - value, 1 + value
+    if knob.spread == "coin":
+        return 0.0, 1.0
+    return -value, value
+
+
 def sample_parameters(aug: Augmentation, batch: int, height: int, width: int, seed) -> dict:
-    """Draw the per-image parameters of one batch, the way ImageDataGenerator draws them."""
+    """Draw the per-image parameters of one batch, the way ImageDataGenerator draws them.
+
+    A knob that is off draws nothing: its parameters hold "no change".
+    """
     import tensorflow as tf
 
-    def draw(name, low, high):
-        return _uniform(seed, name, [batch], low, high)
-
-    zeros, ones = tf.zeros([batch]), tf.ones([batch])
-    z = aug.zoom_range
-    return {
-        "theta": draw("theta", -aug.rotation_range, aug.rotation_range) if aug.rotation_range else zeros,
-        # Fractions of the width move along the width: ImageDataGenerator in Keras 3 swaps
-        # these two axes; with equal ranges, as in the course, that makes no difference.
-        "tx": draw("tx", -aug.width_shift_range, aug.width_shift_range) * width if aug.width_shift_range else zeros,
-        "ty": draw("ty", -aug.height_shift_range, aug.height_shift_range) * height if aug.height_shift_range else zeros,
-        "shear": draw("shear", -aug.shear_range, aug.shear_range) if aug.shear_range else zeros,
-        "zx": draw("zx", 1 - z, 1 + z) if z else ones,
-        "zy": draw("zy", 1 - z, 1 + z) if z else ones,
-        "hflip": draw("hflip", 0, 1) < 0.5 if aug.horizontal_flip else tf.zeros([batch], tf.bool),
-        "vflip": draw("vflip", 0, 1) < 0.5 if aug.vertical_flip else tf.zeros([batch], tf.bool),
-        "brightness": draw("bright", -aug.brightness_range, aug.brightness_range) if aug.brightness_range else zeros,
-        "contrast": draw("contrast", 1 - aug.contrast_range, 1 + aug.contrast_range) if aug.contrast_range else ones,
-    }
+    sizes = {"": 1, "width": width, "height": height}
+    params = {}
+    for knob in KNOBS:
+        value = getattr(aug, knob.name)
+        for name in knob.draws:
+            if knob.spread == "coin":
+                params[name] = _uniform(seed, name, [batch], 0, 1) < 0.5 if value else tf.zeros([batch], tf.bool)
+            elif value:
+                # Fractions of the width move along the width: ImageDataGenerator in Keras 3 swaps
+                # these two axes; with equal ranges, as in the course, that makes no difference.
+                params[name] = _uniform(seed, name, [batch], *_spread(knob, value)) * sizes[knob.scale]
+            else:
+                params[name] = tf.fill([batch], float(knob.spread == "around_one"))
+    return params
 
 
 def apply_parameters(images, params: dict, aug: Augmentation):
@@ -106,9 +99,7 @@ def apply_parameters(images, params: dict, aug: Augmentation):
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None:
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-    geometric = aug.rotation_range or aug.width_shift_range or aug.height_shift_range
-    geometric = geometric or aug.shear_range or aug.zoom_range
-    if geometric:
+    if _geometric(aug):
         rows = affine_matrix(
             params["theta"],
             params["tx"],
@@ -139,6 +130,11 @@ def apply_parameters(images, params: dict, aug: Augmentation):
     if aug.brightness_range or aug.contrast_range:
         images = tf.clip_by_value(images, 0.0, 255.0)
     return images
+
+
+def _geometric(aug: Augmentation) -> bool:
+    """Whether a knob that moves pixels is on: then one resample does every move, flips included."""
+    return any(getattr(aug, knob.name) for knob in KNOBS if knob.kind == "geometric")
 
 
 def fold_flips(rows, params: dict, aug: Augmentation, height: int, width: int, xp=np):
@@ -188,15 +184,6 @@ def make_layer(aug: Augmentation):
     return Augment(aug, name="augment")
 
 
-def augment_images(images: np.ndarray, aug: Augmentation, seed: int = 0) -> np.ndarray:
-    """Augment a uint8 batch [N, H, W, 3] once with the training layer (TensorFlow)."""
-    import tensorflow as tf
-
-    layer = make_layer(aug)
-    out = layer(tf.convert_to_tensor(images, tf.float32), seed=tf.constant([seed, 0], tf.int64))
-    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
-
-
 # -- the preview, in numpy -------------------------------------------------------------
 # The page shows variants on its first paint, before TensorFlow is imported (importing it
 # takes seconds). The same formula (`affine_matrix`) drives both; a test checks that this
@@ -211,24 +198,15 @@ def preview(image: np.ndarray, aug: Augmentation, count: int = 8, seed: int = 0)
 
 
 def sample_parameters_np(aug: Augmentation, count: int, height: int, width: int, rng: np.random.Generator) -> dict:
-    """Per-image parameters drawn as `sample_parameters` draws them (numpy's generator)."""
-
-    def draw(low, high):
-        return rng.uniform(low, high, size=count)
-
-    z = aug.zoom_range
-    return {
-        "theta": draw(-aug.rotation_range, aug.rotation_range),
-        "tx": draw(-aug.width_shift_range, aug.width_shift_range) * width,
-        "ty": draw(-aug.height_shift_range, aug.height_shift_range) * height,
-        "shear": draw(-aug.shear_range, aug.shear_range),
-        "zx": draw(1 - z, 1 + z),
-        "zy": draw(1 - z, 1 + z),
-        "hflip": (draw(0, 1) < 0.5) & aug.horizontal_flip,
-        "vflip": (draw(0, 1) < 0.5) & aug.vertical_flip,
-        "brightness": draw(-aug.brightness_range, aug.brightness_range),
-        "contrast": draw(1 - aug.contrast_range, 1 + aug.contrast_range),
-    }
+    """Per-image parameters drawn as `sample_parameters` draws them (numpy's generator, every draw made)."""
+    sizes = {"": 1, "width": width, "height": height}
+    params = {}
+    for knob in KNOBS:
+        value = getattr(aug, knob.name)
+        for name in knob.draws:
+            drawn = rng.uniform(*_spread(knob, float(value)), size=count)
+            params[name] = (drawn < 0.5) & bool(value) if knob.spread == "coin" else drawn * sizes[knob.scale]
+    return params
 
 
 def apply_parameters_np(images: np.ndarray, params: dict, aug: Augmentation) -> np.ndarray:
@@ -295,58 +273,83 @@ def _num(value: float) -> str:
 def image_data_generator_code(aug: Augmentation) -> str:
     """The course's `ImageDataGenerator(...)` call for these settings, ready to copy."""
     args: list[tuple[str, str]] = [(f"rescale={_rescale_text(aug.rescale, course=True)}", "")]
-    for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range"):
-        if getattr(aug, name):
-            args.append((f"{name}={_num(getattr(aug, name))}", "degrees" if name == "shear_range" else ""))
-    for name in ("horizontal_flip", "vertical_flip"):
-        if getattr(aug, name):
-            args.append((f"{name}=True", ""))
-    if aug.brightness_range:
-        low, high = 1 - aug.brightness_range, 1 + aug.brightness_range
-        args.append((f"brightness_range=[{_num(low)}, {_num(high)}]", "multiplies; the lab adds a shift"))
+    missing = []
+    for knob in KNOBS:
+        value = getattr(aug, knob.name)
+        if not value:
+            continue
+        if not knob.generator:
+            missing.append(knob.label.lower())
+            continue
+        text = knob.generator.format(name=knob.name, value=_num(value), low=_num(1 - value), high=_num(1 + value))
+        args.append((text, knob.note))
     if aug.enabled:
         args.append((f"fill_mode='{aug.fill_mode}'", ""))
         if aug.fill_mode == "constant":
             args.append((f"cval={_num(aug.cval)}", ""))
     lines = ["from tensorflow.keras.preprocessing.image import ImageDataGenerator", ""]
     lines += ["train_datagen = ImageDataGenerator(", *_argument_lines(args), ")"]
-    if aug.contrast_range:
-        lines.append("# contrast has no ImageDataGenerator knob: see the Keras layers version")
+    lines += [f"# {name} has no ImageDataGenerator knob: see the Keras layers version" for name in missing]
     return "\n".join(lines)
 
 
 def keras_layers_code(aug: Augmentation) -> str:
     """The same settings as Keras 3 preprocessing layers, ready to copy."""
     fill = f'fill_mode="{aug.fill_mode}"' + (f", fill_value={_num(aug.cval)}" if aug.fill_mode == "constant" else "")
-    layers: list[tuple[str, str]] = []
-    flips = [m for m, on in (("horizontal", aug.horizontal_flip), ("vertical", aug.vertical_flip)) if on]
-    if flips:
-        layers.append((f'keras.layers.RandomFlip("{"_and_".join(flips)}")', ""))
-    if aug.rotation_range:
-        factor = _num(round(aug.rotation_range / 360, 4))
-        layers.append((f"keras.layers.RandomRotation({factor}, {fill})", f"±{_num(aug.rotation_range)}°"))
-    if aug.width_shift_range or aug.height_shift_range:
-        height, width = _num(aug.height_shift_range), _num(aug.width_shift_range)
-        layers.append((f"keras.layers.RandomTranslation({height}, {width}, {fill})", ""))
-    if aug.shear_range:
-        factor = _num(round(math.tan(math.radians(aug.shear_range)), 4))
-        layers.append((f"keras.layers.RandomShear(x_factor={factor}, {fill})", f"tan({_num(aug.shear_range)}°)"))
-    if aug.zoom_range:
-        layers.append((f"keras.layers.RandomZoom({_num(aug.zoom_range)}, {_num(aug.zoom_range)}, {fill})", ""))
-    if aug.brightness_range:
-        layers.append((f"keras.layers.RandomBrightness({_num(aug.brightness_range)}, value_range=(0, 255))", ""))
-    if aug.contrast_range:
-        # A single number would draw the factor from [1, 1 + c] only: give the range both ways.
-        c = _num(aug.contrast_range)
-        layers.append(
-            (
-                f"keras.layers.RandomContrast(({c}, {c}))",
-                f"factor in [{_num(1 - aug.contrast_range)}, {_num(1 + aug.contrast_range)}]",
-            )
-        )
+    wanted = {knob.layer for knob in KNOBS if getattr(aug, knob.name)}
+    layers = [spell(aug, fill) for name, spell in _LAYERS.items() if name in wanted]
     layers.append((f"keras.layers.Rescaling({_rescale_text(aug.rescale)})", ""))
     body = "\n".join(_argument_lines(layers))
     return f"import keras\n\naugmentation = keras.Sequential([\n{body}\n])"
+
+
+def _flip_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    modes = [m for m, on in (("horizontal", aug.horizontal_flip), ("vertical", aug.vertical_flip)) if on]
+    return f'keras.layers.RandomFlip("{"_and_".join(modes)}")', ""
+
+
+def _rotation_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    factor = _num(round(aug.rotation_range / 360, 4))
+    return f"keras.layers.RandomRotation({factor}, {fill})", f"±{_num(aug.rotation_range)}°"
+
+
+def _translation_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    height, width = _num(aug.height_shift_range), _num(aug.width_shift_range)
+    return f"keras.layers.RandomTranslation({height}, {width}, {fill})", ""
+
+
+def _shear_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    factor = _num(round(math.tan(math.radians(aug.shear_range)), 4))
+    return f"keras.layers.RandomShear(x_factor={factor}, {fill})", f"tan({_num(aug.shear_range)}°)"
+
+
+def _zoom_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    return f"keras.layers.RandomZoom({_num(aug.zoom_range)}, {_num(aug.zoom_range)}, {fill})", ""
+
+
+def _brightness_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    return f"keras.layers.RandomBrightness({_num(aug.brightness_range)}, value_range=(0, 255))", ""
+
+
+def _contrast_layer(aug: Augmentation, fill: str) -> tuple[str, str]:
+    # A single number would draw the factor from [1, 1 + c] only: give the range both ways.
+    c = _num(aug.contrast_range)
+    return (
+        f"keras.layers.RandomContrast(({c}, {c}))",
+        f"factor in [{_num(1 - aug.contrast_range)}, {_num(1 + aug.contrast_range)}]",
+    )
+
+
+# How each Keras layer a knob names (`Knob.layer`) is spelled, in the order the snippet stacks them.
+_LAYERS = {
+    "RandomFlip": _flip_layer,
+    "RandomRotation": _rotation_layer,
+    "RandomTranslation": _translation_layer,
+    "RandomShear": _shear_layer,
+    "RandomZoom": _zoom_layer,
+    "RandomBrightness": _brightness_layer,
+    "RandomContrast": _contrast_layer,
+}
 
 
 def _argument_lines(items: list[tuple[str, str]]) -> list[str]:
