@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, shared_datasets_dir
 
-from lab.data import builtin, listing
 from lab.config import RunConfig
+from lab.data import builtin, listing
 from lab.data.listing import dataset_info, list_folder, sample_images
 from lab.data.registry import REGISTRY, DatasetError, get_info
 from lab.training.pipeline import load

@@ -18,15 +18,16 @@ import pytest
 from lab_files import image_bytes, tree, zip_bytes
 from PIL import Image
 
-from lab.data import listing, registry
 from lab.config import RunConfig
+from lab.data import listing, registry
 from lab.data.download import (
     DOWNLOADS,
     DownloadError,
+    dataset_folder,
     download_bytes,
     ensure_dataset,
     env_name,
-    is_downloaded,
+    is_downloadable,
     manual_steps,
 )
 
@@ -177,7 +178,7 @@ def test_cats_vs_dogs_downloads_with_progress_into_the_data_root_and_is_then_fou
     folder = ensure_dataset(
         "cats_vs_dogs", lambda done, total: reports.append((done, total)), expected_sizes=CATS_SIZES
     )
-    assert folder == root / "cats_and_dogs_filtered" and is_downloaded("cats_vs_dogs")
+    assert folder == root / "cats_and_dogs_filtered" and dataset_folder("cats_vs_dogs").is_dir()
     assert sorted(p.name for p in root.iterdir()) == ["cats_and_dogs_filtered"], "no archive or temporary folder left"
     assert (folder / "vectorize.py").is_file()
     dones = [done for done, _ in reports]
@@ -224,7 +225,7 @@ def test_the_mirror_is_tried_when_the_canonical_url_fails(root, server, monkeypa
         CATS_ENV, f"{closed_port_url('/gone.zip')} {server.url('/missing.zip')},{server.serve('/m.zip', archive)}"
     )
     ensure_dataset("cats_vs_dogs", lambda *_: None, expected_sizes=CATS_SIZES)
-    assert server.requests == ["/missing.zip", "/m.zip"] and is_downloaded("cats_vs_dogs")
+    assert server.requests == ["/missing.zip", "/m.zip"] and dataset_folder("cats_vs_dogs").is_dir()
 
 
 def test_a_zip_saved_by_hand_in_the_data_root_is_used_and_kept(root, server, monkeypatch):
@@ -318,5 +319,5 @@ def test_a_missing_dataset_names_its_folder_and_every_url_to_fetch_by_hand(root)
     assert str(root / "horses_or_humans" / "train") in message
     assert manual_steps("cats_vs_dogs", root).count("https://") == 1
     assert download_bytes("cats_vs_dogs") == 68_606_236 and download_bytes("horses_or_humans") > 150_000_000
-    assert download_bytes("builtin") == 0 and not is_downloaded("builtin")
+    assert download_bytes("builtin") == 0 and not is_downloadable("builtin")
     assert tree(root) == {}, "describing a missing dataset downloads nothing"

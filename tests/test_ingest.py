@@ -23,13 +23,14 @@ from lab_files import (
     zip_with_entry,
 )
 
-from lab.data.archives import ArchiveError
 from lab.cli import resolve_config
 from lab.config import RunConfig
+from lab.data.archives import ArchiveError
+from lab.data.ingest import IngestError, ingest_upload, ingest_zip, is_upload_folder, uploads_root
 from lab.data.listing import dataset_info, list_dataset, list_folder, sample_images
 from lab.data.registry import DatasetError, get_info
+from lab.runs.hosting import server_folders_allowed
 from lab.training.pipeline import Data, load, training_pipeline
-from lab.data.ingest import IngestError, folder_reading_allowed, ingest_upload, ingest_zip, is_upload_folder, uploads_root
 
 FOLDER = get_info("folder")
 
@@ -463,7 +464,7 @@ def test_reading_server_folders_is_off_when_hosted_unless_allowed(monkeypatch, e
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert folder_reading_allowed() is allowed
+    assert server_folders_allowed() is allowed
 
 
 def test_only_unpacked_uploads_count_as_upload_folders(root, tmp_path):
@@ -477,9 +478,9 @@ def test_only_unpacked_uploads_count_as_upload_folders(root, tmp_path):
 
 
 def test_an_image_damaged_after_listing_is_dropped_from_training_instead_of_ending_it(root, tmp_path, monkeypatch):
-    from lab.data.images import ImageCheck
     from lab.data import listing
     from lab.data.images import ImageCheck
+
     folder = write_files(tmp_path / "f", {**two_classes(3, "train/"), **two_classes(1, "validation/")})
     # As if the file were damaged between the check and the decoding.
     (folder / "train" / "cats" / "cats_00.png").write_bytes(truncated(image_bytes(0)))

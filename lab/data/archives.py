@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -227,6 +228,31 @@ def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Pa
 def remove_tree(path: Path) -> None:
     """Remove a temporary folder and everything in it; missing is fine."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staging: Path, final: Path) -> bool:
+    """Move a checked folder into place in one step; False when an identical one got there first.
+
+    Why a rename: a reader never finds a half-unpacked dataset, and a failure leaves nothing behind.
+    """
+    try:
+        os.rename(staging, final)
+        return True
+    except OSError:
+        if final.is_dir():  # another process put the same content in place first
+            return False
+        raise
+
+
+def remove_stale(folder: Path, pattern: str, max_age_seconds: float) -> None:
+    """Remove temporary folders matching `pattern` that a process which died left behind."""
+    cutoff = time.time() - max_age_seconds
+    for leftover in folder.glob(pattern):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                remove_tree(leftover)
+        except FileNotFoundError:
+            pass
 
 
 def dataset_root(folder: Path) -> Path:

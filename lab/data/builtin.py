@@ -32,10 +32,10 @@ POSE_LIMITS = {"rotation": 40.0, "shift": 0.22, "zoom": 0.25, "mirror": True}
 
 DESCRIPTION = (
     "Cartoon cats (pointed ears) and dogs (floppy ears), drawn in code. Training images show "
-        "every subject in one pose: centred, upright, one size. Validation images show them shifted "
-        f"(±{POSE_LIMITS['shift']:.0%}), rotated (±{POSE_LIMITS['rotation']:.0f}°), zoomed "
-        f"(±{POSE_LIMITS['zoom']:.0%}) and mirrored: a model that only saw the training pose overfits."
-    )
+    "every subject in one pose: centred, upright, one size. Validation images show them shifted "
+    f"(±{POSE_LIMITS['shift']:.0%}), rotated (±{POSE_LIMITS['rotation']:.0f}°), zoomed "
+    f"(±{POSE_LIMITS['zoom']:.0%}) and mirrored: a model that only saw the training pose overfits."
+)
 
 
 @functools.lru_cache(maxsize=4)

@@ -31,16 +31,15 @@ import os
 import re
 import socket
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.data.archives import ArchiveError, ZipLimits, dataset_root, remove_tree, unpack_zip
-from lab.data.registry import DatasetError, DatasetInfo, default_data_root, get_info
+from lab.data.archives import ArchiveError, ZipLimits, dataset_root, publish, remove_stale, remove_tree, unpack_zip
 from lab.data.images import IMAGE_EXTENSIONS
+from lab.data.registry import DatasetError, DatasetInfo, default_data_root, get_info
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all; 0 while unknown)
 
@@ -129,10 +128,6 @@ def dataset_folder(name: str, root: Path | None = None) -> Path:
     return (root or default_data_root()) / info.folder_name
 
 
-def is_downloaded(name: str, root: Path | None = None) -> bool:
-    return is_downloadable(name) and dataset_folder(name, root).is_dir()
-
-
 def download_bytes(name: str) -> int:
     """About how many bytes a first download of the dataset fetches (for a button's label)."""
     return sum(archive.approx_bytes for archive in DOWNLOADS.get(name, ()))
@@ -170,7 +165,7 @@ def ensure_dataset(
     if target.is_dir():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(root)
+    remove_stale(root, ".download-*", _STALE_SECONDS)
     expected = expected_sizes or info.split_sizes
     staging = Path(tempfile.mkdtemp(prefix=f".download-{name}-", dir=root))
     meter = _Meter(progress, DOWNLOADS[name])
@@ -179,7 +174,7 @@ def ensure_dataset(
             meter.index = index
             _put_archive(info, archive, staging, root, expected, meter)
         meter.finish()
-        _publish(staging / "dataset", target)
+        publish(staging / "dataset", target)
     finally:
         remove_tree(staging)
     return target
@@ -309,24 +304,6 @@ def _failure(info: DatasetInfo, failures: list[str], offline: bool, root: Path) 
     else:
         message = f"{info.title} could not be downloaded ({tried}). Nothing was kept. {manual_steps(info.name, root)}"
     return DownloadError(message, offline=offline)
-
-
-def _publish(source: Path, target: Path) -> None:
-    try:
-        os.rename(source, target)
-    except OSError:
-        if not target.is_dir():  # else another process put the same dataset in place first
-            raise
-
-
-def _remove_stale(root: Path) -> None:
-    cutoff = time.time() - _STALE_SECONDS
-    for leftover in root.glob(".download-*"):
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                remove_tree(leftover)
-        except FileNotFoundError:
-            pass
 
 
 # -- fetching one URL ---------------------------------------------------------------------------

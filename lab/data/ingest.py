@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lab.data.archives import ArchiveError, ZipLimits, dataset_root, megabytes, remove_tree, unpack_zip
+from lab.data.archives import (
+    ArchiveError,
+    ZipLimits,
+    dataset_root,
+    megabytes,
+    publish,
+    remove_stale,
+    remove_tree,
+    unpack_zip,
+)
 from lab.data.listing import Listing, list_folder, plural, tally_notes
 from lab.data.registry import DatasetError, FileNote, default_data_root, get_info
 
@@ -100,18 +106,7 @@ class IngestReport:
         }
 
 
-# -- settings -----------------------------------------------------------------------------------
-def folder_reading_allowed(secrets: Mapping[str, Any] | None = None) -> bool:
-    """May the page read arbitrary folders on the server?
-
-    LAB_ALLOW_SERVER_FOLDERS=1/0 decides; unset, yes on a laptop and no in hosted mode
-    (LAB_HOSTED=1), where visitors upload zips instead.
-    """
-    from lab.runs.hosting import server_folders_allowed
-
-    return server_folders_allowed(secrets)
-
-
+# -- where uploads live -------------------------------------------------------------------------
 def uploads_root(root: Path | None = None) -> Path:
     """Where uploads are unpacked: `<data root>/uploads`."""
     return (root or default_data_root()) / UPLOADS
@@ -191,7 +186,7 @@ def _ingest(
     if (final / DATASET).is_dir():
         return _reused_report(final, filename, digest, validation_split, seed)
     uploads.mkdir(parents=True, exist_ok=True)
-    _remove_stale(uploads)
+    remove_stale(uploads, ".unpack-*", _STALE_SECONDS)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=uploads))
     try:
         clutter = unpack_zip(source, staging / "files", ZipLimits.from_env(), filename)
@@ -201,7 +196,7 @@ def _ingest(
         remove_tree(staging / "files")  # only empty wrapping folders are left in it
         meta = {"filename": filename, "content_hash": digest, "clutter": [[n.path, n.reason] for n in clutter]}
         (staging / _META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        reused = not _publish(staging, final)
+        reused = not publish(staging, final)
     finally:
         remove_tree(staging)
     return _report(found, final, filename, digest, reused, clutter)
@@ -225,27 +220,6 @@ def _loose_files(found: Listing) -> list[FileNote]:
     levels = [found.root, *(found.root / split for split in splits)]
     loose = [path for level in levels if level.is_dir() for path in sorted(level.iterdir()) if path.is_file()]
     return [FileNote(path.relative_to(found.root).as_posix(), "not in a class folder") for path in loose]
-
-
-def _publish(staging: Path, final: Path) -> bool:
-    """Move the unpacked upload into place in one step; False when an identical upload got there first."""
-    try:
-        os.rename(staging, final)
-        return True
-    except OSError:
-        if (final / DATASET).is_dir():
-            return False
-        raise
-
-
-def _remove_stale(uploads: Path) -> None:
-    cutoff = time.time() - _STALE_SECONDS
-    for leftover in uploads.glob(".unpack-*"):
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                remove_tree(leftover)
-        except FileNotFoundError:
-            pass
 
 
 def _report(

@@ -16,7 +16,7 @@ import numpy as np
 from lab.config import RunConfig
 from lab.data import builtin
 from lab.data.images import IMAGE_EXTENSIONS, check_image, load_rgb
-from lab.data.registry import REGISTRY, DatasetError, DatasetInfo, FileNote, default_data_root, get_info
+from lab.data.registry import DatasetError, DatasetInfo, FileNote, default_data_root, get_info
 
 
 @dataclass
@@ -232,7 +232,6 @@ def dataset_info(config: RunConfig) -> DatasetInfo:
         validation_dirs=info.validation_dirs,
         folder_name=info.folder_name,
     )
-
 
 
 def sample_images(config: RunConfig, per_class: int = 4, split: str = "train") -> dict[str, np.ndarray]:

@@ -105,11 +105,9 @@ def get_info(name: str) -> DatasetInfo:
         raise DatasetError(f"unknown dataset '{name}': choose one of {', '.join(REGISTRY)}") from None
 
 
-
 @dataclass(frozen=True)
 class FileNote:
     """One file (relative to the dataset folder) and what the lab did with it, and why."""
 
     path: str
     reason: str
-
