@@ -117,6 +117,8 @@ def test_lab_never_imports_streamlit_and_the_page_never_imports_tensorflow():
 
 
 def test_no_module_of_the_page_app_or_lab_is_longer_than_the_house_allows():
-    long = {name: n for name, path in project_modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        name: n for name, path in project_modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"over {MAX_LINES} lines: {long}"
     assert len((REPO / "streamlit_app.py").read_text().splitlines()) <= 150, "the entry stays thin"
