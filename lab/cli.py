@@ -8,18 +8,19 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lab import history as hist
-from lab.config import ConfigError, RunConfig
+from lab.config import MAX_SEEDS, ConfigError, RunConfig
+from lab.errors import RunCancelled, TrainingFailed
 from lab.presets import list_presets, load_preset
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
-MAX_SEEDS = 10
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = _check_seeds(args, config)
         out = Path(args.out) if args.out else _default_run_folder(name, config)
         if seeds > 1:
-            return _train_seeds_and_report(args, name, config, seeds, out)
-        return _train_and_report(args, name, config, out)
+            return _exit_code(_train_seeds_and_report, args, name, config, seeds, out)
+        return _exit_code(_train_and_report, args, name, config, out)
     except (ConfigError, DatasetError) as exc:
         print(f"python -m lab: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -194,9 +195,22 @@ def _check_seeds(args, config: RunConfig) -> int:
     return seeds
 
 
+def _exit_code(command: Callable[..., int], *args: Any) -> int:
+    """Run a training command: its own exit code, or that of a cancel or a failed run (said on stderr)."""
+    try:
+        return command(*args)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except RunCancelled:
+        return EXIT_CANCELLED
+    except TrainingFailed as exc:
+        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
-    from lab.errors import RunCancelled
-    from lab.training.train import TrainingError, compare, train
+    from lab.training.train import compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
@@ -206,25 +220,15 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
         f"{config.epochs} epochs -> {out}",
         flush=True,
     )
-    runs: dict[str, Any] = {}
-    try:
-        if args.command == "compare":
-            result = compare(config, on_epoch=progress)
-            runs = {"baseline": result.baseline, "augmented": result.augmented}
-        else:
-            runs = {"run": train(config, on_epoch=(lambda row: progress("run", row)) if progress else None)}
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    except RunCancelled:
-        return EXIT_CANCELLED
-    except TrainingError as exc:
-        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.command == "compare":
+        result = compare(config, on_epoch=progress)
+        runs = {"baseline": result.baseline, "augmented": result.augmented}
+    else:
+        runs = {"run": train(config, on_epoch=(lambda row: progress("run", row)) if progress else None)}
     seconds = time.perf_counter() - started
-    summaries = {side: hist.summarize(frame) for side, frame in runs.items()}
-    for side, frame in runs.items():
-        frame.to_csv(out / f"{side}.csv", index=False)
+    summaries = {side: hist.summarize(rows) for side, rows in runs.items()}
+    for side, rows in runs.items():
+        (out / f"{side}.csv").write_text(hist.to_csv(rows), encoding="utf-8")
     report = {"runs": summaries, "seconds": round(seconds, 2)}
     if args.record:
         from lab.recordings import save_recording
@@ -239,9 +243,8 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
 
 def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: Path) -> int:
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
-    from lab.errors import RunCancelled
     from lab.history import seed_values
-    from lab.training.train import TrainingError, compare
+    from lab.training.train import compare
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
@@ -253,26 +256,17 @@ def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out:
         flush=True,
     )
     runs: dict[str, list[Any]] = {"baseline": [], "augmented": []}
-    try:
-        for seed in values:
-            # Not one decode for all seeds: the seed also picks the training subset and the validation split.
-            report = (lambda side, row, seed=seed: progress(f"{side} {seed}", row)) if progress else None
-            result = compare(config.replace(seed=seed), on_epoch=report)
-            runs["baseline"].append(result.baseline)
-            runs["augmented"].append(result.augmented)
-            _print_seed_line(seed, result.baseline, result.augmented)
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    except RunCancelled:
-        return EXIT_CANCELLED
-    except TrainingError as exc:
-        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    for seed in values:
+        # Not one decode for all seeds: the seed also picks the training subset and the validation split.
+        report = (lambda side, row, seed=seed: progress(f"{side} {seed}", row)) if progress else None
+        result = compare(config.replace(seed=seed), on_epoch=report)
+        runs["baseline"].append(result.baseline)
+        runs["augmented"].append(result.augmented)
+        _print_seed_line(seed, result.baseline, result.augmented)
     seconds = time.perf_counter() - started
-    for side, frames in runs.items():
-        for seed, frame in zip(values, frames, strict=True):
-            frame.to_csv(out / f"{side}-seed{seed}.csv", index=False)
+    for side, histories in runs.items():
+        for seed, rows in zip(values, histories, strict=True):
+            (out / f"{side}-seed{seed}.csv").write_text(hist.to_csv(rows), encoding="utf-8")
     report = _seeds_report(runs, values, seconds)
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _print_seeds_table(runs, report, seconds)
@@ -295,13 +289,13 @@ def _seeds_report(runs: dict[str, list[Any]], values: list[int], seconds: float)
     from lab.history import summarize_seeds
 
     means = {}
-    for side, frames in runs.items():
-        summary = summarize_seeds(frames)
+    for side, histories in runs.items():
+        summary = summarize_seeds(histories)
         summary["best_epochs"] = list(summary["best_epochs"])
         means[side] = summary
     per_seed = {
-        side: [{"seed": seed, **hist.summarize(frame)} for seed, frame in zip(values, frames, strict=True)]
-        for side, frames in runs.items()
+        side: [{"seed": seed, **hist.summarize(rows)} for seed, rows in zip(values, histories, strict=True)]
+        for side, histories in runs.items()
     }
     return {"runs": means, "per_seed": per_seed, "seeds": values, "seconds": round(seconds, 2)}
 

@@ -2,19 +2,21 @@
 
 `compare_figure` puts a run without augmentation beside one with it, on identical axes,
 so that the gap between training and validation reads at a glance; given several runs
-(seeds) per side it draws their mean with a band from the lowest to the highest seed.
-`single_figure` shows one run. Both accept a live, partly filled history and redraw cheaply.
+(seeds) per side it draws their mean with a band from the lowest to the highest seed. It
+accepts a live, partly filled history and redraws cheaply. Histories come as rows (see
+`lab.history`) or DataFrames; the figures read them as DataFrames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lab.history import aggregate, empty_history, mean_history, summarize
+from lab.history import aggregate, mean_history, summarize, to_frame
 
 # Okabe-Ito blue and vermilion: distinguishable with the common colour blindnesses and
 # on a washed-out projector.
@@ -32,7 +34,8 @@ BAND_OPACITY = 0.2
 METRICS = ((1, "accuracy", "accuracy", ".1%"), (2, "loss", "loss", ".3f"))
 
 
-Runs = pd.DataFrame | Sequence[pd.DataFrame] | None
+# A side: one history (rows or a DataFrame), several (seeds), or None.
+Runs = Any
 
 
 def compare_figure(
@@ -44,8 +47,8 @@ def compare_figure(
 ) -> go.Figure:
     """Two runs side by side: accuracy on top, loss below, identical axes on both sides.
 
-    Each side is one history, or a list of histories of the same configuration with other
-    seeds: with two or more that have finished an epoch, the side shows their per-epoch mean
+    Each side is one history (rows or a DataFrame), or a list of histories of the same
+    configuration with other seeds: with two or more that have finished an epoch, the side shows their per-epoch mean
     as the line and a lighter band from the lowest to the highest seed; the gap and the best
     epoch are those of the mean. `epochs` fixes the x axis to the planned length so a live
     run fills it in without the axis rescaling every epoch; a longer history still shows in full.
@@ -71,16 +74,6 @@ def compare_figure(
     # Every seed's own numbers set the ranges, so no band is cut off at the top.
     set_axes(fig, [*sides[0], *sides[1]], epochs=epochs)
     return style(fig, height=680)
-
-
-def single_figure(history: pd.DataFrame | None, title: str, *, epochs: int | None = None) -> go.Figure:
-    """One run's accuracy and loss, with the same marks as `compare_figure`."""
-    history = _history_or_empty(history)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes="all", vertical_spacing=0.08)
-    draw_run(fig, history, col=1, side=title, legend=True)
-    set_axes(fig, [history], epochs=epochs)
-    fig.update_layout(title={"text": title, "font": {"size": FONT_SIZE + 6}})
-    return style(fig, height=640)
 
 
 def draw_run(fig: go.Figure, history: pd.DataFrame, *, col: int, side: str, legend: bool) -> None:
@@ -293,15 +286,13 @@ def style(fig: go.Figure, *, height: int) -> go.Figure:
     return fig
 
 
-def _history_or_empty(history: pd.DataFrame | None) -> pd.DataFrame:
-    return empty_history() if history is None else history
-
-
 def _started(runs: Runs) -> list[pd.DataFrame]:
-    """The histories of a side that have at least one finished epoch."""
+    """The histories of a side that have at least one finished epoch, as DataFrames."""
     if runs is None:
         return []
-    frames = [runs] if isinstance(runs, pd.DataFrame) else list(runs)
+    if isinstance(runs, pd.DataFrame) or (len(runs) and isinstance(runs[0], Mapping)):
+        runs = [runs]  # one history: a DataFrame, or rows
+    frames = [to_frame(history) for history in runs]
     return [frame for frame in frames if not frame.empty]
 
 
@@ -309,4 +300,4 @@ def _one_or_mean(runs: list[pd.DataFrame]) -> pd.DataFrame:
     """The history a side's lines show: its one run as it is, or the mean of several."""
     if len(runs) > 1:
         return mean_history(aggregate(runs))
-    return runs[0] if runs else empty_history()
+    return runs[0] if runs else to_frame([])

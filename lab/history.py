@@ -1,8 +1,14 @@
 """Training histories, the few numbers that tell the lesson, and their statistics across seeds.
 
-Kept free of TensorFlow so the page, the figures and the run store can use it cheaply.
-A history has one row per finished epoch with the columns in `COLUMNS`; `epoch` counts
-from 1.
+A history is a list of epoch rows: plain dicts with the keys of `COLUMNS`, one per finished
+epoch, `epoch` counting from 1. Rows are what the training child reports, and they travel
+unchanged through the trainer, the worker and the run store to the page; a DataFrame is
+built only where one is read (the figures, the tables). `from_rows` checks rows, `to_csv`
+and `from_csv` are the run store's (and the page's download's) file format.
+
+Kept free of TensorFlow, and of pandas until a function that needs it is called, so the
+worker and the run store use it cheaply. The functions that read histories (`summarize`,
+`aggregate`, ...) take rows, or a DataFrame with the same columns.
 
 Several seeds per side: one run's curve mixes the effect of augmentation with the luck of its
 seed (the initial weights, the shuffling, the augmentation draws and, with a subset of the
@@ -12,54 +18,142 @@ the mean with a band from the lowest to the highest seed shows how much of a dif
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from lab.config import RunConfig
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
-
-def empty_history() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "epoch" else "float64") for c in COLUMNS})
+Row = dict[str, Any]
 
 
-def from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Build a history from per-epoch rows (as the training callback reports them)."""
-    if not rows:
-        return empty_history()
-    frame = pd.DataFrame(rows)
-    missing = [c for c in COLUMNS if c not in frame.columns]
+def from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Row]:
+    """Checked copies of per-epoch rows (as the training callback reports them).
+
+    Each row keeps exactly the keys of `COLUMNS`: `epoch` an int, the others floats (a
+    missing number, None or "", is NaN). Raises ValueError for a row that lacks a key, or
+    holds something that is not a number.
+    """
+    if isinstance(rows, (str, bytes, Mapping)) or hasattr(rows, "columns") or not isinstance(rows, Iterable):
+        raise ValueError(f"a history must be a list of rows, got {type(rows).__name__}")
+    checked = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise ValueError(f"a history row must be a dict, got {type(row).__name__}")
+        missing = [c for c in COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"history rows lack {', '.join(missing)}")
+        checked.append({"epoch": _epoch(row["epoch"]), **{c: _number(row[c], c) for c in COLUMNS[1:]}})
+    return checked
+
+
+def _number(value: Any, column: str) -> float:
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"history column {column} holds {value!r}, not a number") from None
+
+
+def _epoch(value: Any) -> int:
+    number = _number(value, "epoch")
+    if not number.is_integer():
+        raise ValueError(f"history column epoch holds {value!r}, not a whole number")
+    return int(number)
+
+
+def rows_of(history: Any) -> list[Row]:
+    """The rows of a history given as rows, as a DataFrame, or as None (no epoch yet)."""
+    if history is None:
+        return []
+    if hasattr(history, "to_dict") and hasattr(history, "columns"):  # a DataFrame, without importing pandas
+        return history.to_dict("records")
+    return list(history)
+
+
+def to_frame(history: Any) -> pd.DataFrame:
+    """A history as a DataFrame with exactly `COLUMNS` (int epochs, float numbers), for reading."""
+    import pandas as pd
+
+    rows = from_rows(rows_of(history))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({c: "int64" if c == "epoch" else "float64" for c in COLUMNS})
+
+
+def to_csv(history: Any) -> str:
+    """The history as CSV text: a header of `COLUMNS`, one line per epoch, NaN as an empty field.
+
+    The run store's `history.csv` and the page's download; `from_csv` reads it back exactly.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in from_rows(rows_of(history)):
+        writer.writerow(["" if _isnan(row[c]) else repr(row[c]) for c in COLUMNS])
+    return text.getvalue()
+
+
+def from_csv(text: str) -> list[Row]:
+    """The rows of a history written by `to_csv` (or by pandas' `to_csv(index=False)`).
+
+    Raises ValueError for text that is not such a history: no header, a missing column, a
+    line with more fields than the header, a field that is not a number.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None:
+        raise ValueError("the history file is empty: not even a header")
+    rows = []
+    for row in reader:
+        if None in row:
+            raise ValueError(f"line {reader.line_num} of the history has more fields than its header")
+        rows.append(row)
+    missing = [c for c in COLUMNS if c not in reader.fieldnames]
     if missing:
-        raise ValueError(f"history rows lack {', '.join(missing)}")
-    frame = frame[COLUMNS].astype({c: "float64" for c in COLUMNS if c != "epoch"})
-    return frame.astype({"epoch": "int64"}).reset_index(drop=True)
+        raise ValueError(f"the history file lacks the columns {', '.join(missing)}")
+    return from_rows(rows)
 
 
-def summarize(history: pd.DataFrame) -> dict[str, Any]:
-    """Final and best numbers of a run.
+def _isnan(value: float) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def total_seconds(history: Any) -> float:
+    """The training time of a history: its epochs' seconds, summed (NaN counts as nothing)."""
+    return float(sum(row["seconds"] for row in rows_of(history) if not _isnan(float(row["seconds"]))))
+
+
+def summarize(history: Any) -> dict[str, Any]:
+    """Final and best numbers of a run (rows or a DataFrame).
 
     `gap` is training minus validation accuracy at the last epoch: the memorisation the
     lesson is about. `best_epoch` is the epoch with the lowest validation loss, where an
     early stop would have kept the model.
     """
-    if history.empty:
+    rows = rows_of(history)
+    if not rows:
         return {"epochs": 0}
-    last = history.iloc[-1]
-    best = history.loc[history["val_loss"].idxmin()]
+    last = rows[-1]
+    losses = [row for row in rows if not _isnan(float(row["val_loss"]))]
+    best = min(losses, key=lambda row: float(row["val_loss"])) if losses else last  # the first of equals
+    accuracies = [float(row["val_accuracy"]) for row in rows if not _isnan(float(row["val_accuracy"]))]
     return {
         "epochs": int(last["epoch"]),
         "accuracy": float(last["accuracy"]),
         "val_accuracy": float(last["val_accuracy"]),
         "loss": float(last["loss"]),
         "val_loss": float(last["val_loss"]),
-        "best_val_accuracy": float(history["val_accuracy"].max()),
+        "best_val_accuracy": max(accuracies) if accuracies else math.nan,
         "best_epoch": int(best["epoch"]),
-        "gap": float(last["accuracy"] - last["val_accuracy"]),
-        "seconds": float(history["seconds"].sum()),
+        "gap": float(last["accuracy"]) - float(last["val_accuracy"]),
+        "seconds": total_seconds(rows),
     }
 
 
@@ -113,15 +207,17 @@ def split_sides(items: Sequence[Any]) -> tuple[list[Any], list[Any]]:
 
 
 # -- histories ------------------------------------------------------------------------------
-def aggregate(histories: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Per epoch, over the histories that have reached it: mean, min, max and std of each metric.
+def aggregate(histories: Sequence[Any]) -> pd.DataFrame:
+    """Per epoch, over the histories (rows or DataFrames) that have reached it: mean, min, max and std of each metric.
 
     One row per epoch with `epoch`, `runs` (how many histories reached it), the mean under
     the metric's own name (so the frame reads as a history: `summarize` works on it) and
     `<metric>_min`, `<metric>_max`, `<metric>_std` (sample standard deviation; NaN where a
     single run reached the epoch).
     """
-    frames = [h for h in histories if not h.empty]
+    import pandas as pd
+
+    frames = [to_frame(h) for h in histories if rows_of(h)]
     if not frames:
         return _empty_aggregate()
     grouped = pd.concat(frames, ignore_index=True).groupby("epoch", sort=True)[METRICS]
@@ -134,11 +230,13 @@ def aggregate(histories: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def mean_history(table: pd.DataFrame) -> pd.DataFrame:
     """The mean curve of an `aggregate` table, as a history (COLUMNS only)."""
-    return table[COLUMNS].reset_index(drop=True) if not table.empty else empty_history()
+    return table[COLUMNS].reset_index(drop=True) if not table.empty else to_frame([])
 
 
 def _empty_aggregate() -> pd.DataFrame:
-    table = empty_history()
+    import pandas as pd
+
+    table = to_frame([])
     table.insert(1, "runs", pd.Series(dtype="int64"))
     for suffix in ("min", "max", "std"):
         for metric in METRICS:
@@ -146,7 +244,7 @@ def _empty_aggregate() -> pd.DataFrame:
     return table
 
 
-def summarize_seeds(histories: Sequence[pd.DataFrame]) -> dict[str, Any]:
+def summarize_seeds(histories: Sequence[Any]) -> dict[str, Any]:
     """Mean and sample standard deviation across seeds of each run's own summary.
 
     Each run counts with its last finished epoch, so a run still training counts with what it
@@ -154,7 +252,9 @@ def summarize_seeds(histories: Sequence[pd.DataFrame]) -> dict[str, Any]:
     the standard deviation under `<field>_std` (NaN with one run); `seeds` is how many runs
     have finished an epoch, `best_epochs` the lowest and highest best epoch.
     """
-    summaries = [summarize(h) for h in histories if not h.empty]
+    import pandas as pd
+
+    summaries = [summarize(h) for h in histories if rows_of(h)]
     if not summaries:
         return {"epochs": 0, "seeds": 0}
     frame = pd.DataFrame(summaries)
@@ -166,19 +266,19 @@ def summarize_seeds(histories: Sequence[pd.DataFrame]) -> dict[str, Any]:
     return result
 
 
-def final_val_range(histories: Sequence[pd.DataFrame]) -> tuple[float, float] | None:
+def final_val_range(histories: Sequence[Any]) -> tuple[float, float] | None:
     """Lowest and highest final validation accuracy across seeds, or None before any epoch."""
     finals = _finals(histories)
     return (min(finals), max(finals)) if finals else None
 
 
-def verdict(baseline: Sequence[pd.DataFrame], augmented: Sequence[pd.DataFrame]) -> str | None:
+def verdict(baseline: Sequence[Any], augmented: Sequence[Any]) -> str | None:
     """One sentence: is the difference in final validation accuracy larger than the seeds' spread?
 
     The test is the band's: the two sides' ranges (lowest to highest seed) overlap or not.
     None until each side has at least two runs with a finished epoch.
     """
-    if min(sum(not h.empty for h in side) for side in (baseline, augmented)) < 2:
+    if min(len(_finals(side)) for side in (baseline, augmented)) < 2:
         return None
     low_base, high_base = final_val_range(baseline)
     low_aug, high_aug = final_val_range(augmented)
@@ -189,8 +289,9 @@ def verdict(baseline: Sequence[pd.DataFrame], augmented: Sequence[pd.DataFrame])
     return f"{said}, but the seeds' ranges overlap: this difference may be the luck of the seed."
 
 
-def _finals(histories: Sequence[pd.DataFrame]) -> list[float]:
-    return [float(h["val_accuracy"].iloc[-1]) for h in histories if not h.empty]
+def _finals(histories: Sequence[Any]) -> list[float]:
+    """Each run's validation accuracy at its last finished epoch."""
+    return [float(rows[-1]["val_accuracy"]) for rows in map(rows_of, histories) if rows]
 
 
 def _mean(values: list[float]) -> float:

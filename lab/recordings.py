@@ -2,7 +2,8 @@
 
 A class can then see a full-length result (the course's 100 epochs at 150 px take hours
 on a laptop CPU) at once, beside a short live run. Recordings are JSON files in
-experiments/recorded/, versioned with the presets.
+experiments/recorded/, versioned with the presets; each side's history is stored column by
+column (`{"epoch": [...], "loss": [...], ...}`) and read back as epoch rows (`lab.history`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from lab import history as hist
 from lab.config import RunConfig
@@ -29,7 +28,7 @@ class Recording:
     name: str
     preset: str
     config: RunConfig
-    runs: dict[str, pd.DataFrame]  # "baseline"/"augmented" (or "run") -> history
+    runs: dict[str, list[dict[str, Any]]]  # "baseline"/"augmented" (or "run") -> epoch rows
     machine: str
     recorded_at: str
     seconds: float
@@ -58,8 +57,9 @@ def describe_machine() -> str:
 
 
 def save_recording(
-    name: str, preset: str, config: RunConfig, runs: dict[str, pd.DataFrame], seconds: float, folder: Path | None = None
+    name: str, preset: str, config: RunConfig, runs: dict[str, Any], seconds: float, folder: Path | None = None
 ) -> Path:
+    """Save `runs` (side -> history: rows, or a DataFrame) as experiments/recorded/NAME.json (or in `folder`)."""
     folder = folder or RECORDINGS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
@@ -73,7 +73,7 @@ def save_recording(
         "machine": describe_machine(),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
-        "runs": {side: frame.to_dict(orient="list") for side, frame in runs.items()},
+        "runs": {side: _columns(history) for side, history in runs.items()},
     }
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
@@ -89,9 +89,7 @@ def list_recordings(folder: Path | None = None) -> list[str]:
 def load_recording(name: str, folder: Path | None = None) -> Recording:
     path = (folder or RECORDINGS_DIR) / f"{name}.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    runs = {
-        side: hist.from_rows(pd.DataFrame(columns).to_dict(orient="records")) for side, columns in data["runs"].items()
-    }
+    runs = {side: _rows(columns) for side, columns in data["runs"].items()}
     return Recording(
         name=data["name"],
         preset=data.get("preset", ""),
@@ -101,3 +99,14 @@ def load_recording(name: str, folder: Path | None = None) -> Recording:
         recorded_at=data.get("recorded_at", ""),
         seconds=float(data.get("seconds", 0.0)),
     )
+
+
+def _columns(history: Any) -> dict[str, list[Any]]:
+    """A history as the file keeps it: one list per column."""
+    rows = hist.from_rows(hist.rows_of(history))
+    return {column: [row[column] for row in rows] for column in hist.COLUMNS}
+
+
+def _rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The epoch rows of a history kept column by column; ValueError when the columns differ in length."""
+    return hist.from_rows(dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from lab.config import RunConfig
+from lab.errors import RunCancelled, TrainingFailed
 from lab.history import COLUMNS
 from lab.presets import list_presets, load_preset
 
@@ -102,6 +103,35 @@ def test_help_explains_every_option():
     assert result.returncode == 0
     for option in ("--data", "--set", "--json", "--out", "PRESET"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    "error, code, said",
+    [
+        (KeyboardInterrupt(), 130, "cancelled"),
+        (RunCancelled([]), 130, None),
+        (TrainingFailed("training diverged at epoch 1"), 1, "python -m lab: training failed: training diverged"),
+    ],
+    ids=["ctrl-c", "cancelled", "failed"],
+)
+@pytest.mark.parametrize("command", [["run", "quick"], ["compare", "quick", "--seeds", "2"]], ids=["run", "seeds"])
+def test_a_cancelled_or_failed_run_ends_with_its_exit_code_and_one_line(
+    tmp_path, monkeypatch, capsys, command, error, code, said
+):
+    from lab import cli
+    from lab.training import train
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(train, "train", fail)
+    monkeypatch.setattr(train, "compare", fail)
+    assert cli.main([*command, "--out", str(tmp_path / "out"), "--quiet"]) == code
+    lines = capsys.readouterr().err.splitlines()
+    if said is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and said in lines[0], lines
 
 
 def test_run_writes_history_and_exact_configuration_to_the_run_folder(tmp_path):

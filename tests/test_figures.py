@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from lab.figures import PLACEHOLDER, compare_figure, single_figure
-from lab.history import empty_history, from_rows
+from lab.figures import PLACEHOLDER, compare_figure
+from lab.history import from_rows, to_frame
 
 ACCURACY, LOSS = 1, 2
 
 
-def make_history(accuracy, val_accuracy, loss, val_loss) -> pd.DataFrame:
+def make_history(accuracy, val_accuracy, loss, val_loss) -> list[dict]:
     rows = zip(accuracy, val_accuracy, loss, val_loss, strict=True)
     return from_rows(
         [
@@ -35,6 +34,10 @@ AUGMENTED = make_history(
     loss=[0.70, 0.66, 0.61, 0.57],
     val_loss=[0.69, 0.64, 0.59, 0.56],
 )
+
+
+def column(history: list[dict], name: str) -> list:
+    return to_frame(history)[name].tolist()
 
 
 def axis_refs(fig, row: int, col: int) -> tuple[str, str]:
@@ -61,9 +64,13 @@ def shapes(fig, name: str, row: int, col: int) -> list:
 @pytest.mark.parametrize("row, metric", [(ACCURACY, "accuracy"), (LOSS, "loss")])
 def test_each_side_draws_training_and_validation_of_its_own_run(col, history, row, metric):
     drawn = curves(compare_figure(BASELINE, AUGMENTED), row, col)
-    assert list(drawn["training"].y) == list(history[metric])
-    assert list(drawn["validation"].y) == list(history[f"val_{metric}"])
-    assert list(drawn["training"].x) == list(history["epoch"])
+    assert list(drawn["training"].y) == column(history, metric)
+    assert list(drawn["validation"].y) == column(history, f"val_{metric}")
+    assert list(drawn["training"].x) == column(history, "epoch")
+
+
+def test_a_dataframe_draws_as_its_rows_do():
+    assert compare_figure(to_frame(BASELINE), [to_frame(AUGMENTED)]) == compare_figure(BASELINE, AUGMENTED)
 
 
 def test_training_is_solid_validation_dashed_in_the_same_colours_on_both_sides():
@@ -101,7 +108,7 @@ def test_gap_annotation_states_train_minus_validation_at_the_last_epoch(col, exp
     (note,) = notes(fig, "gap", ACCURACY, col)
     assert note.text == expected
     history = (BASELINE, AUGMENTED)[col - 1]
-    last = history.iloc[-1]
+    last = history[-1]
     (segment,) = shapes(fig, "gap", ACCURACY, col)
     assert segment.x0 == segment.x1 == last["epoch"]
     assert {segment.y0, segment.y1} == {last["accuracy"], last["val_accuracy"]}
@@ -124,7 +131,7 @@ def test_best_epoch_marker_sits_at_the_lowest_validation_loss(col, best, lowest)
     assert [n.text for n in notes(fig, "best epoch", LOSS, col)] == [f"best epoch {best}"]
 
 
-@pytest.mark.parametrize("missing", [None, empty_history()], ids=["none", "empty"])
+@pytest.mark.parametrize("missing", [None, [], to_frame([])], ids=["none", "empty", "empty-frame"])
 def test_missing_run_leaves_an_empty_panel_with_a_placeholder(missing):
     fig = compare_figure(BASELINE, missing)
     for row in (ACCURACY, LOSS):
@@ -137,7 +144,7 @@ def test_missing_run_leaves_an_empty_panel_with_a_placeholder(missing):
 
 
 def test_no_run_at_all_still_draws_a_figure():
-    fig = compare_figure(None, empty_history(), epochs=8)
+    fig = compare_figure(None, [], epochs=8)
     assert len(fig.data) == 0
     assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 4
     assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 8)
@@ -172,29 +179,11 @@ def test_text_is_large_enough_to_read_projected():
     assert len(sizes) == len(fig.layout.annotations) and min(sizes) >= 14
 
 
-def test_single_figure_shows_one_run_with_its_marks():
-    fig = single_figure(BASELINE, "run 3f2a")
-    assert fig.layout.title.text == "run 3f2a"
-    assert list(curves(fig, ACCURACY, 1)["validation"].y) == list(BASELINE["val_accuracy"])
-    assert list(curves(fig, LOSS, 1)["training"].y) == list(BASELINE["loss"])
-    assert list(curves(fig, LOSS, 1)["lowest validation loss"].x) == [3]
-    assert [n.text for n in notes(fig, "gap", ACCURACY, 1)] == ["gap 28%"]
-
-
-def test_single_figure_of_an_unstarted_run_shows_the_placeholder():
-    fig = single_figure(None, "pending", epochs=12)
-    assert len(fig.data) == 0
-    assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 2
-    assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 12)
-
-
 # -- several seeds per side ------------------------------------------------------------------
-def shifted(history: pd.DataFrame, by: float) -> pd.DataFrame:
+def shifted(history: list[dict], by: float) -> list[dict]:
     """The same run with every accuracy and loss moved by `by`: another seed."""
-    other = history.copy()
-    for column in ("accuracy", "val_accuracy", "loss", "val_loss"):
-        other[column] = other[column] + by
-    return other
+    moved = ("accuracy", "val_accuracy", "loss", "val_loss")
+    return [{key: value + by if key in moved else value for key, value in row.items()} for row in history]
 
 
 def bands(fig, row: int, col: int) -> dict:
@@ -204,7 +193,7 @@ def bands(fig, row: int, col: int) -> dict:
 def test_one_history_per_side_in_a_list_draws_exactly_the_single_run_figure():
     assert compare_figure([BASELINE], [AUGMENTED], epochs=6) == compare_figure(BASELINE, AUGMENTED, epochs=6)
     # Runs that have not finished an epoch yet add nothing.
-    assert compare_figure([BASELINE, empty_history()], [AUGMENTED]) == compare_figure(BASELINE, AUGMENTED)
+    assert compare_figure([BASELINE, []], [AUGMENTED]) == compare_figure(BASELINE, AUGMENTED)
 
 
 @pytest.mark.parametrize("row, metric", [(ACCURACY, "accuracy"), (LOSS, "loss")])
@@ -212,23 +201,24 @@ def test_several_seeds_draw_the_mean_as_the_line_and_a_band_from_lowest_to_highe
     runs = [shifted(BASELINE, -0.02), BASELINE, shifted(BASELINE, 0.05)]
     fig = compare_figure(runs, [AUGMENTED])
     drawn = curves(fig, row, 1)
-    mean = BASELINE[metric] + 0.01
+    base = to_frame(BASELINE)
+    mean = base[metric] + 0.01
     assert list(drawn["training"].y) == pytest.approx(list(mean))
-    assert list(drawn["validation"].y) == pytest.approx(list(BASELINE[f"val_{metric}"] + 0.01))
+    assert list(drawn["validation"].y) == pytest.approx(list(base[f"val_{metric}"] + 0.01))
     assert "mean of 3 seeds" in drawn["training"].hovertemplate
     shaded = bands(fig, row, 1)
     assert set(shaded) == {"training: lowest to highest seed", "validation: lowest to highest seed"}
     band = shaded["training: lowest to highest seed"]
-    epochs = list(BASELINE["epoch"])
+    epochs = list(base["epoch"])
     assert list(band.x) == epochs + epochs[::-1]
-    assert list(band.y) == pytest.approx(list(BASELINE[metric] + 0.05) + list(BASELINE[metric] - 0.02)[::-1])
+    assert list(band.y) == pytest.approx(list(base[metric] + 0.05) + list(base[metric] - 0.02)[::-1])
     line_colour = drawn["training"].line.color
     assert band.fillcolor.startswith("rgba(") and band.fillcolor != line_colour
     assert band.fillcolor == "rgba(0,114,178,0.2)" and line_colour == "#0072B2", "the line's colour, lighter"
     assert band.legendgroup == drawn["training"].legendgroup, "hiding a curve hides its band"
     # The side with one run is drawn as before: no band.
     assert bands(fig, row, 2) == {}
-    assert list(curves(fig, row, 2)["training"].y) == list(AUGMENTED[metric])
+    assert list(curves(fig, row, 2)["training"].y) == column(AUGMENTED, metric)
 
 
 def test_bands_fit_inside_the_shared_loss_axis_and_the_marks_follow_the_mean():
@@ -241,7 +231,7 @@ def test_bands_fit_inside_the_shared_loss_axis_and_the_marks_follow_the_mean():
 
 
 def test_a_band_while_seeds_are_still_training_covers_the_runs_that_reached_each_epoch():
-    early = BASELINE.iloc[:2]  # a second seed two epochs in
+    early = BASELINE[:2]  # a second seed two epochs in
     fig = compare_figure([BASELINE, shifted(early, 0.1)], None, epochs=5)
     band = bands(fig, ACCURACY, 1)["validation: lowest to highest seed"]
     assert list(band.x) == [1, 2, 3, 4, 5, 5, 4, 3, 2, 1]

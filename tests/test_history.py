@@ -18,7 +18,7 @@ from lab.runs.store import RunStore
 from lab.runs.worker import MAX_WAITING_PER_OWNER, Worker
 
 
-def history(val_accuracy, accuracy=None, val_loss=None) -> pd.DataFrame:
+def history(val_accuracy, accuracy=None, val_loss=None) -> list[dict]:
     """A history whose every column is known: accuracy defaults to val_accuracy + 0.1, loss to 1 - accuracy."""
     rows = []
     for epoch, val in enumerate(val_accuracy, start=1):
@@ -34,6 +34,46 @@ def history(val_accuracy, accuracy=None, val_loss=None) -> pd.DataFrame:
             }
         )
     return from_rows(rows)
+
+
+def test_from_rows_keeps_the_columns_as_numbers_and_refuses_what_is_not_a_history():
+    rows = [{"epoch": 1.0, "loss": "0.5", "accuracy": 1, "val_loss": None, "val_accuracy": "", "seconds": 2, "x": 9}]
+    (row,) = from_rows(rows)
+    assert list(row) == COLUMNS and row["epoch"] == 1 and isinstance(row["epoch"], int)
+    assert row["loss"] == 0.5 and row["accuracy"] == 1.0 and isinstance(row["accuracy"], float)
+    assert math.isnan(row["val_loss"]) and math.isnan(row["val_accuracy"])
+    assert rows[0]["loss"] == "0.5", "a copy: the caller's rows stay as they were"
+    for bad in ([{"epoch": 1}], [{**history([0.5])[0], "loss": "lots"}], [{**history([0.5])[0], "epoch": 1.5}]):
+        with pytest.raises(ValueError):
+            from_rows(bad)
+    for not_rows in ("epoch,loss", {"epoch": 1}, pd.DataFrame(history([0.5])), None):
+        with pytest.raises(ValueError):
+            from_rows(not_rows)
+
+
+def test_csv_round_trips_exactly_and_reads_like_pandas():
+    rows = history([1 / 3, 2 / 7, 0.1])
+    rows[1]["val_loss"] = math.nan
+    text = hist.to_csv(rows)
+    assert text == pd.DataFrame(rows).to_csv(index=False), "the file format of the run store is unchanged"
+    back = hist.from_csv(text)
+    assert back[0] == rows[0] and back[2] == rows[2] and math.isnan(back[1]["val_loss"])
+    assert hist.from_csv(hist.to_csv([])) == [] and hist.to_csv([]) == ",".join(COLUMNS) + "\n"
+    assert hist.to_csv(hist.to_frame(rows)) == text, "a DataFrame writes as its rows do"
+    for bad in ("", "epoch,loss\n1,0.5\n", hist.to_csv(rows) + "4,1,2,3,4,5,6\n", text.replace("0.1", "x", 1)):
+        with pytest.raises(ValueError):
+            hist.from_csv(bad)
+
+
+def test_summarize_reads_rows_and_dataframes_alike():
+    rows = history([0.5, 0.7, 0.6], val_loss=[0.5, 0.3, 0.3])
+    summary = hist.summarize(rows)
+    assert summary == hist.summarize(hist.to_frame(rows))
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 2, "the first of equal losses"
+    assert summary["val_accuracy"] == pytest.approx(0.6) and summary["best_val_accuracy"] == pytest.approx(0.7)
+    assert summary["gap"] == pytest.approx(0.1) and summary["seconds"] == pytest.approx(6.0)
+    assert hist.summarize([]) == hist.summarize(hist.to_frame([])) == {"epochs": 0}
+    assert hist.reading(hist.summarize([])) == "No epoch has finished yet."
 
 
 def test_aggregate_gives_mean_min_max_and_std_per_epoch():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -13,9 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lab.runs import store as store_module
 from lab.config import RunConfig
-from lab.history import from_rows
+from lab.runs import store as store_module
 from lab.runs.store import RunStore, default_store_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +36,10 @@ def rows(n: int, start: int = 1) -> list[dict]:
     ]
 
 
+def epochs(history: list[dict]) -> list[int]:
+    return [row["epoch"] for row in history]
+
+
 def config(seed: int = 1, epochs: int = 3) -> RunConfig:
     return RunConfig(epochs=epochs, seed=seed)
 
@@ -46,8 +50,8 @@ def finished_run(store: RunStore, cfg: RunConfig, epochs: int | None = None) -> 
     store.record_start(key)
     n = cfg.epochs if epochs is None else epochs
     for e in range(1, n + 1):
-        store.record_epoch(key, from_rows(rows(e)))
-    store.record_finish(key, from_rows(rows(n)))
+        store.record_epoch(key, rows(e))
+    store.record_finish(key, rows(n))
     return key
 
 
@@ -63,8 +67,48 @@ def test_a_finished_run_reads_back_exactly(tmp_path):
     assert (run.status.epochs_done, run.status.epochs_total) == (3, 3)
     assert run.status.created and run.status.started and run.status.finished
     assert run.status.seconds == pytest.approx(sum(r["seconds"] for r in rows(3)))
-    pd.testing.assert_frame_equal(run.history, from_rows(rows(3)), check_exact=True)
+    assert run.history == rows(3)  # exactly: every float survives the CSV
     assert json.loads((tmp_path / "runs" / key / "config.json").read_text()) == cfg.to_dict()
+
+
+def test_history_csv_keeps_its_format_so_older_run_stores_still_read(tmp_path):
+    """history.csv is what pandas' `to_csv(index=False)` wrote before: byte for byte, both ways."""
+    store = RunStore(tmp_path)
+    cfg = config(epochs=4)
+    key = cfg.key()
+    store.record_queued(cfg)
+    store.record_start(key)
+    history = rows(3)
+    history[1]["val_loss"] = math.nan  # a missing number is an empty field
+    store.record_epoch(key, history)
+    written = (tmp_path / key / "history.csv").read_text()
+    assert written == pd.DataFrame(history).to_csv(index=False)
+
+    older = pd.DataFrame(rows(4)).to_csv(index=False)
+    (tmp_path / key / "history.csv").write_text(older)
+    assert RunStore(tmp_path).load(key).history == rows(4)
+    store.record_epoch(key, history)
+    read = RunStore(tmp_path).load(key).history
+    assert math.isnan(read[1]["val_loss"]) and read[0] == history[0] and read[2] == history[2]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[{"epoch": 1, "loss": 0.5}], [{**rows(1)[0], "loss": "lots"}], "epoch,loss", pd.DataFrame(rows(1))],
+    ids=["missing-keys", "not-a-number", "text", "dataframe"],
+)
+def test_a_history_that_is_not_epoch_rows_is_refused_and_nothing_is_written(tmp_path, bad):
+    store = RunStore(tmp_path)
+    cfg = config()
+    store.record_queued(cfg)
+    store.record_start(cfg.key())
+    store.record_epoch(cfg.key(), rows(1))
+    with pytest.raises(ValueError):
+        store.record_epoch(cfg.key(), bad)
+    with pytest.raises(ValueError):
+        store.record_finish(cfg.key(), bad)
+    run = RunStore(tmp_path).load(cfg.key())
+    assert run.status.state == "running" and run.history == rows(1)
 
 
 def test_history_is_on_disk_after_every_epoch(tmp_path):
@@ -73,12 +117,12 @@ def test_history_is_on_disk_after_every_epoch(tmp_path):
     key = cfg.key()
     store.record_queued(cfg)
     store.record_start(key)
-    store.record_epoch(key, from_rows(rows(2)))
+    store.record_epoch(key, rows(2))
 
     run = RunStore(tmp_path).load(key)
     assert run.status.state == "running"
     assert run.status.epochs_done == 2
-    assert list(run.history["epoch"]) == [1, 2]
+    assert epochs(run.history) == [1, 2]
 
 
 def test_only_done_runs_are_cache_hits(tmp_path):
@@ -89,7 +133,7 @@ def test_only_done_runs_are_cache_hits(tmp_path):
     for cfg in (failed_cfg, cancelled_cfg, running_cfg):
         store.record_queued(cfg)
         store.record_start(cfg.key())
-        store.record_epoch(cfg.key(), from_rows(rows(1)))
+        store.record_epoch(cfg.key(), rows(1))
     store.record_failure(failed_cfg.key(), "ValueError: boom")
     store.record_cancel(cancelled_cfg.key())
 
@@ -107,8 +151,8 @@ def test_rerunning_a_failed_key_starts_a_clean_record(tmp_path):
     key = cfg.key()
     store.record_queued(cfg)
     store.record_start(key)
-    store.record_epoch(key, from_rows(rows(2)))
-    store.record_failure(key, "RuntimeError: out of memory", from_rows(rows(2)))
+    store.record_epoch(key, rows(2))
+    store.record_failure(key, "RuntimeError: out of memory", rows(2))
 
     store.record_queued(cfg)
     run = store.load(key)
@@ -116,10 +160,10 @@ def test_rerunning_a_failed_key_starts_a_clean_record(tmp_path):
     assert run.status.error is None
     assert run.status.started is None and run.status.finished is None
     assert run.status.epochs_done == 0
-    assert run.history.empty
+    assert run.history == []
 
     store.record_start(key)
-    store.record_finish(key, from_rows(rows(4)))
+    store.record_finish(key, rows(4))
     assert store.cache_hit(key).status.error is None
     assert len(store.cache_hit(key).history) == 4
 
@@ -159,7 +203,7 @@ def test_failed_replace_leaves_the_old_file_whole(tmp_path, monkeypatch):
     key = cfg.key()
     store.record_queued(cfg)
     store.record_start(key)
-    store.record_epoch(key, from_rows(rows(2)))
+    store.record_epoch(key, rows(2))
     folder = tmp_path / key
     before = {name: (folder / name).read_bytes() for name in ("history.csv", "status.json")}
 
@@ -168,15 +212,15 @@ def test_failed_replace_leaves_the_old_file_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk pulled out"):
-        store.record_epoch(key, from_rows(rows(3)))
+        store.record_epoch(key, rows(3))
     with pytest.raises(OSError):
-        store.record_finish(key, from_rows(rows(5)))
+        store.record_finish(key, rows(5))
     monkeypatch.undo()
 
     assert {name: (folder / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "history.csv", "status.json"]
     run = RunStore(tmp_path).load(key)
-    assert run.status.state == "running" and list(run.history["epoch"]) == [1, 2]
+    assert run.status.state == "running" and epochs(run.history) == [1, 2]
     assert RunStore(tmp_path).cache_hit(key) is None
 
 
@@ -187,7 +231,7 @@ def test_crash_while_writing_never_exposes_a_partial_file(tmp_path, monkeypatch)
     key = cfg.key()
     store.record_queued(cfg)
     store.record_start(key)
-    store.record_epoch(key, from_rows(rows(1)))
+    store.record_epoch(key, rows(1))
     history_path = tmp_path / key / "history.csv"
     before = history_path.read_bytes()
 
@@ -211,11 +255,11 @@ def test_crash_while_writing_never_exposes_a_partial_file(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
     with pytest.raises(KeyboardInterrupt):
-        store.record_epoch(key, from_rows(rows(4)))
+        store.record_epoch(key, rows(4))
     monkeypatch.undo()
 
     assert history_path.read_bytes() == before
-    assert list(RunStore(tmp_path).load(key).history["epoch"]) == [1]
+    assert epochs(RunStore(tmp_path).load(key).history) == [1]
 
 
 def test_leftover_temporary_files_are_ignored(tmp_path):
@@ -239,13 +283,12 @@ def test_runs_left_by_a_dead_process_become_interrupted(tmp_path):
         f"""
         import sys
         from lab.config import RunConfig
-        from lab.history import from_rows
         from lab.runs.store import RunStore
         store = RunStore({str(tmp_path)!r})
         running, queued = RunConfig(epochs=5, seed=1), RunConfig(epochs=5, seed=2)
         store.record_queued(running)
         store.record_start(running.key())
-        store.record_epoch(running.key(), from_rows({rows(2)!r}))
+        store.record_epoch(running.key(), {rows(2)!r})
         store.record_queued(queued)
         print("written", flush=True)
         sys.stdin.readline()  # stay alive until the test lets go
@@ -268,7 +311,7 @@ def test_runs_left_by_a_dead_process_become_interrupted(tmp_path):
     assert sorted(store.mark_interrupted()) == sorted([running_key, queued_key])
     run = store.load(running_key)
     assert run.status.state == "interrupted"
-    assert list(run.history["epoch"]) == [1, 2]  # kept, whole
+    assert epochs(run.history) == [1, 2]  # kept, whole
     assert store.load(queued_key).status.state == "interrupted"
     assert store.cache_hit(running_key) is None
     assert store.mark_interrupted() == []  # nothing left to mark

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 import shutil
+import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -17,12 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab.training import model, pipeline, train
 from lab.config import Augmentation, ConfigError, RunConfig
-from lab.errors import RunCancelled
-from lab.history import COLUMNS
-from lab.training.train import Comparison, TrainingError, compare
+from lab.errors import RunCancelled, TrainingFailed
+from lab.history import COLUMNS, to_frame
+from lab.training import model, pipeline, train
+from lab.training.train import Comparison, compare
 
+REPO = Path(__file__).resolve().parents[1]
 AUGMENTATION = Augmentation(
     rotation_range=30, width_shift_range=0.1, zoom_range=0.2, horizontal_flip=True, brightness_range=0.1
 )
@@ -38,9 +42,9 @@ def two_class_folder(image_folder) -> Path:
     return image_folder(classes=("cats", "dogs"), train=12, validation=4)
 
 
-def numbers(history: pd.DataFrame) -> pd.DataFrame:
+def numbers(history: list[dict]) -> pd.DataFrame:
     """The learned numbers of a history: everything but the wall-clock seconds."""
-    return history.drop(columns=["seconds"])
+    return to_frame(history).drop(columns=["seconds"])
 
 
 # -- a run -----------------------------------------------------------------------------------------
@@ -59,12 +63,13 @@ def test_a_run_returns_one_history_row_per_epoch(image_folder, monkeypatch, clas
     monkeypatch.setattr(model, "build_model", lambda config, n: built.append(original_build(config, n)) or built[-1])
     reported = []
 
-    history = train.train(tiny_config(root), on_epoch=reported.append)
+    rows = train.train(tiny_config(root), on_epoch=reported.append)
+    history = to_frame(rows)
 
-    assert list(history.columns) == COLUMNS
+    assert [list(row) for row in rows] == [COLUMNS] * 2
     assert len(history) == 2 and history["epoch"].tolist() == [1, 2]
     assert [set(row) for row in reported] == [set(COLUMNS)] * 2
-    pd.testing.assert_frame_equal(pd.DataFrame(reported)[COLUMNS], history, check_dtype=False)
+    assert rows == reported
     for column in ("loss", "val_loss"):
         assert all(math.isfinite(v) and v > 0 for v in history[column])
     for column in ("accuracy", "val_accuracy"):
@@ -81,6 +86,18 @@ def test_data_loaded_for_another_size_is_refused(two_class_folder):
     data = pipeline.load(tiny_config(two_class_folder))
     with pytest.raises(ConfigError, match="image size"):
         train.train(tiny_config(two_class_folder, image_size=64), data=data)
+
+
+def test_importing_the_training_module_imports_neither_keras_nor_tensorflow():
+    """The command line and the training child import it before they know whether a run starts."""
+    code = (
+        "import sys, lab.training.train, lab.training.child\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'pandas') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 # -- reproducibility -------------------------------------------------------------------------------
@@ -146,7 +163,7 @@ def test_a_reused_model_trains_exactly_as_a_fresh_one_whatever_ran_on_it_before(
             "training_pipeline",
             lambda d, c: ((ds := original(d, c))[0].map(lambda x, y: (x, y * tf.constant(float("nan")))), ds[1]),
         )
-        with pytest.raises(TrainingError):
+        with pytest.raises(TrainingFailed):
             train.train(config.without_augmentation().replace(seed=9))
     train.train(config.replace(dropout=0.0, image_size=64, epochs=1))  # another architecture in between
     again = train.train(config)
@@ -237,11 +254,11 @@ def test_should_stop_cancels_within_the_batch_and_keeps_the_finished_epochs(imag
     root = image_folder(classes=("cats", "dogs"), train=24, validation=2)  # 48 images: 6 batches an epoch
     batches_started = []
 
-    class CountingReporter(train._Reporter):
+    class CountingReporter(train._reporter_class()):
         def on_train_batch_begin(self, batch, logs=None):
             batches_started.append(batch)
 
-    monkeypatch.setattr(train, "_Reporter", CountingReporter)
+    monkeypatch.setattr(train, "_reporter_class", lambda: CountingReporter)
     stop_after, requested_at = 8, []
 
     def should_stop() -> bool:
@@ -257,19 +274,19 @@ def test_should_stop_cancels_within_the_batch_and_keeps_the_finished_epochs(imag
     assert len(batches_started) - requested_at[0] <= 1  # no batch trained after the request
     # Cancelled in epoch 2 (batch 2 of 6): epoch 1's row is kept, epoch 2 is never reported.
     partial = info.value.history
-    assert list(partial.columns) == COLUMNS and partial["epoch"].tolist() == [1]
+    assert [list(row) for row in partial] == [COLUMNS] and partial[0]["epoch"] == 1
     assert len(reported) == 1
-    pd.testing.assert_frame_equal(pd.DataFrame(reported)[COLUMNS], partial, check_dtype=False)
+    assert partial == reported
 
 
 def test_a_stop_requested_before_the_start_trains_nothing(two_class_folder):
     with pytest.raises(RunCancelled) as info:
         train.train(tiny_config(two_class_folder), should_stop=lambda: True)
-    assert info.value.history.empty and list(info.value.history.columns) == COLUMNS
+    assert info.value.history == []
 
 
 # -- divergence --------------------------------------------------------------------------------------
-def test_a_loss_that_is_not_a_number_raises_training_error(two_class_folder, monkeypatch):
+def test_a_loss_that_is_not_a_number_fails_the_run(two_class_folder, monkeypatch):
     # Deterministic divergence: the training pipeline hands out NaN labels, so the loss is
     # NaN from the first batch. (A large learning rate may or may not diverge in one epoch,
     # and NaN pixels need not reach the loss: on this CPU build they come out as zeros.)
@@ -283,7 +300,7 @@ def test_a_loss_that_is_not_a_number_raises_training_error(two_class_folder, mon
 
     monkeypatch.setattr(pipeline, "training_pipeline", poisoned)
     reported = []
-    with pytest.raises(TrainingError) as info:
+    with pytest.raises(TrainingFailed) as info:
         train.train(tiny_config(two_class_folder, epochs=3), on_epoch=reported.append)
     assert "epoch 1" in str(info.value) and "nan" in str(info.value).lower()
     assert "learning rate" in str(info.value)
@@ -315,13 +332,13 @@ def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folde
     assert calls[0][1] is calls[1][1] is not None  # decoded once, shared
     assert reported == [("baseline", 1), ("augmented", 1)]
     for history in (result.baseline, result.augmented):
-        assert list(history.columns) == COLUMNS and len(history) == 1
+        assert [list(row) for row in history] == [COLUMNS]
     summary = result.summary()
     assert summary.index.tolist() == ["baseline", "augmented"]
     assert summary.loc["baseline", "gap"] == pytest.approx(
-        result.baseline["accuracy"].iloc[-1] - result.baseline["val_accuracy"].iloc[-1]
+        result.baseline[-1]["accuracy"] - result.baseline[-1]["val_accuracy"]
     )
-    assert summary.loc["augmented", "val_accuracy"] == result.augmented["val_accuracy"].iloc[-1]
+    assert summary.loc["augmented", "val_accuracy"] == result.augmented[-1]["val_accuracy"]
 
 
 # -- the user's images are read, never written ---------------------------------------------------------

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.runs import trainer as subprocess_trainer
 from lab.config import RunConfig
-from lab.errors import RunCancelled
-from lab.history import COLUMNS
-from lab.runs.trainer import SubprocessTrainer, TrainingFailed
+from lab.errors import RunCancelled, TrainingFailed
+from lab.history import COLUMNS, to_frame
+from lab.runs import trainer as subprocess_trainer
+from lab.runs.trainer import SubprocessTrainer
 from lab.training.child import UNUSED_PACKAGES
 
 TINY = RunConfig(image_size=48, train_images=40, epochs=2, batch_size=20, augmentation={"rotation_range": 20.0})
@@ -44,11 +44,12 @@ def train(trainer: SubprocessTrainer, config: RunConfig, **kwargs):
 
 
 def test_a_tiny_run_returns_its_history_and_reports_every_epoch(trainer):
-    history, rows = train(trainer, TINY)
-    assert list(history.columns) == COLUMNS
+    rows_back, rows = train(trainer, TINY)
+    history = to_frame(rows_back)
+    assert [list(row) for row in rows_back] == [COLUMNS] * 2
     assert list(history["epoch"]) == [1, 2]
     assert [row["epoch"] for row in rows] == [1, 2], "on_epoch is called once per epoch, in order"
-    assert history.to_dict("records") == [{c: row[c] for c in COLUMNS} for row in rows]
+    assert rows_back == rows, "the rows the child reported, as they came"
     assert history[["accuracy", "val_accuracy"]].stack().between(0, 1).all()
     assert (history["seconds"] > 0).all()
     assert child_pid(trainer) is not None, "the child stays up for the next job"
@@ -107,7 +108,7 @@ def test_a_comparisons_second_job_gives_the_history_it_gives_alone_in_a_fresh_ch
     finally:
         fresh.close()
     numbers = [c for c in COLUMNS if c != "seconds"]
-    assert after_baseline[numbers].to_dict("records") == alone[numbers].to_dict("records")
+    assert [[row[c] for c in numbers] for row in after_baseline] == [[row[c] for c in numbers] for row in alone]
 
 
 def test_the_child_is_replaced_when_a_repeated_kind_of_job_leaves_it_bigger_not_for_a_bigger_first_job(
@@ -152,7 +153,7 @@ def test_should_stop_cancels_within_two_seconds_with_the_partial_history(trainer
     print(f"stopped {seconds:.2f} s after the request")
     assert seconds < 2.5, f"the run took {seconds:.1f} s to stop"
     partial = cancelled.value.history
-    assert 1 <= len(partial) < 50 and list(partial["epoch"]) == list(range(1, len(partial) + 1))
+    assert 1 <= len(partial) < 50 and [row["epoch"] for row in partial] == list(range(1, len(partial) + 1))
     assert child_pid(trainer) == pid, "a cancelled run stops in the child; the child is kept"
     history, _ = train(trainer, TINY.replace(epochs=1, seed=4))
     assert len(history) == 1 and child_pid(trainer) == pid
@@ -166,7 +167,7 @@ def test_a_stop_requested_before_the_first_batch_is_not_lost(trainer):
         with pytest.raises(RunCancelled) as cancelled:
             trainer(TINY.replace(epochs=30, train_images=0, seed=100 + attempt), should_stop=lambda: True)
         assert time.monotonic() - start < 2.5
-        assert cancelled.value.history.empty
+        assert cancelled.value.history == []
         assert child_pid(trainer) == pid
 
 

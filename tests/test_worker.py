@@ -9,12 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from lab.config import RunConfig
 from lab.errors import RunCancelled
-from lab.history import from_rows
 from lab.runs.store import RunStore
 from lab.runs.worker import MAX_WAITING_PER_OWNER, JobStatus, QueueFull, Worker
 
@@ -87,14 +85,14 @@ class FakeTrainer:
                     deadline = time.monotonic() + 10
                     while not gate.wait(0.01):
                         if should_stop and should_stop():
-                            raise RunCancelled(from_rows(rows))
+                            raise RunCancelled(rows)
                         assert time.monotonic() < deadline, "test forgot to release a held run"
                 if should_stop and should_stop():
-                    raise RunCancelled(from_rows(rows))
+                    raise RunCancelled(rows)
                 rows.append(row(epoch, config.seed))
                 if on_epoch:
                     on_epoch(dict(rows[-1]))
-            return from_rows(rows)
+            return rows
         finally:
             with self.lock:
                 self.in_flight -= 1
@@ -171,13 +169,13 @@ def test_history_is_live_while_running_and_on_disk(make_worker, trainer, tmp_pat
 
     status = worker.status(key)
     assert (status.state, status.position, status.epochs_done, status.epochs_total) == ("running", 0, 2, 5)
-    assert list(status.history["epoch"]) == [1, 2]
-    assert status.history["loss"].tolist() == [row(1, 1)["loss"], row(2, 1)["loss"]]
+    assert status.history == [row(1, 1), row(2, 1)]
     on_disk = RunStore(tmp_path / "runs").load(key)
     assert on_disk.status.state == "running" and len(on_disk.history) == 2
 
-    status.history.loc[0, "loss"] = 99.0  # a caller's copy: must not change the job
-    assert worker.status(key).history.loc[0, "loss"] == row(1, 1)["loss"]
+    status.history[0]["loss"] = 99.0  # a caller's copy: must not change the job
+    status.history.append(row(9, 1))
+    assert worker.status(key).history == [row(1, 1), row(2, 1)]
 
     trainer.release(a)
     done = wait_for(worker, key)
@@ -231,7 +229,7 @@ def test_a_done_run_is_a_cache_hit_after_a_restart(make_worker, trainer, tmp_pat
     status = restarted.status(a.key())  # at once: no waiting, no job
     assert status.state == "done" and status.cached
     assert status.position is None and restarted.queue_snapshot() == []
-    pd.testing.assert_frame_equal(status.history, trained.history, check_exact=True)
+    assert status.history == trained.history == [row(e, 1) for e in (1, 2, 3)]
 
     # A failed run is not a result: asking again trains it again.
     restarted.submit(broken)
@@ -244,8 +242,8 @@ def test_status_of_a_run_known_only_from_the_store(make_worker, trainer, tmp_pat
     failed = cfg(7)
     store.record_queued(failed)
     store.record_start(failed.key())
-    store.record_epoch(failed.key(), from_rows([row(1, 7)]))
-    store.record_failure(failed.key(), "ValueError: bad image", from_rows([row(1, 7)]))
+    store.record_epoch(failed.key(), [row(1, 7)])
+    store.record_failure(failed.key(), "ValueError: bad image", [row(1, 7)])
 
     worker = make_worker()
     status = worker.status(failed.key())
@@ -277,7 +275,7 @@ def test_cancelling_the_running_job_frees_the_worker(make_worker, trainer, tmp_p
     status = wait_for(worker, a.key())
     assert time.monotonic() - started < 2.0
     assert status.state == "cancelled"
-    assert list(status.history["epoch"]) == [1]  # the finished epoch is kept
+    assert [r["epoch"] for r in status.history] == [1]  # the finished epoch is kept
 
     assert wait_for(worker, b.key()).state == "done"  # the worker moved on
     on_disk = RunStore(tmp_path / "runs").load(a.key())
@@ -341,7 +339,7 @@ def test_a_failing_run_is_recorded_and_the_worker_goes_on(make_worker, trainer, 
     status = wait_for(worker, a.key())
     assert status.state == "failed"
     assert status.error == "ValueError: loss is NaN at epoch 2"
-    assert list(status.history["epoch"]) == [1]
+    assert [r["epoch"] for r in status.history] == [1]
     on_disk = RunStore(tmp_path / "runs").load(a.key())
     assert on_disk.status.state == "failed" and on_disk.status.error == status.error
     assert len(on_disk.history) == 1
@@ -404,14 +402,14 @@ def test_a_run_left_running_by_a_dead_process_is_interrupted_then_retrained(make
 
 
 def test_the_default_trainer_is_imported_lazily(tmp_path):
-    """The page imports the worker on every rerun: that must not pull in TensorFlow."""
+    """The page imports the worker on every rerun: that must not pull in TensorFlow (nor pandas: rows are enough)."""
     code = (
         "import sys\n"
         "import lab.runs.worker, lab.runs.store, lab.errors\n"
         "from lab.runs.store import RunStore\n"
         "from lab.runs.worker import Worker\n"
         f"worker = Worker(RunStore({str(tmp_path)!r}))\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'streamlit', 'lab.training.train') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'streamlit', 'pandas', 'lab.training.train') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "worker.shutdown(5)\n"
     )

@@ -3,7 +3,8 @@
 A run lives in `<root>/<RunConfig.key()>/`:
 
 - `config.json`  the configuration (`RunConfig.to_json`), so a run can be re-created;
-- `history.csv`  one row per finished epoch (the columns of `lab.history.COLUMNS`);
+- `history.csv`  one row per finished epoch (the columns of `lab.history.COLUMNS`,
+                 written and read by `lab.history.to_csv` and `from_csv`);
 - `status.json`  the state and bookkeeping (see `RunStatus`).
 
 Why this shape: the key is a hash of everything that decides the result, so a second
@@ -17,12 +18,15 @@ Every file is written atomically (temporary file in the same folder, flush, fsyn
 sees a complete old file or a complete new one. Within one update the history is written
 before the status, so a status of "done" is only ever on disk once the final history is.
 
-Kept free of TensorFlow and streamlit: the page, the command line and the worker share it.
+A history comes in and goes out as epoch rows (`lab.history`), checked on the way in and
+on the way out. Kept free of TensorFlow, streamlit and pandas: the page, the command line
+and the worker share it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import os
@@ -36,18 +40,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from lab.config import SCHEMA_VERSION, ConfigError, RunConfig
-from lab.history import COLUMNS, empty_history, from_rows
+from lab.history import Row, from_csv, from_rows, to_csv, total_seconds
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 # A run in one of these states is still owned by some process that may write to it.
 ACTIVE_STATES = ("queued", "running")
-# Re-running a key in one of these states overwrites its folder.
-RETRYABLE_STATES = ("failed", "cancelled", "interrupted")
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -131,12 +131,12 @@ class RunStatus:
 
 @dataclass(frozen=True, eq=False)
 class StoredRun:
-    """One run as read back from disk: its configuration, status and history so far."""
+    """One run as read back from disk: its configuration, status and history so far (epoch rows)."""
 
     key: str
     config: RunConfig
     status: RunStatus
-    history: pd.DataFrame
+    history: list[Row]
 
     @property
     def done(self) -> bool:
@@ -180,7 +180,7 @@ class RunStore:
             return None
         try:
             run = self._read(key, folder)
-        except (OSError, ValueError, ConfigError, pd.errors.ParserError) as exc:
+        except (OSError, ValueError, ConfigError, csv.Error) as exc:
             self._warn_once(key, f"skipping unreadable run folder {folder}: {exc}")
             return None
         self._forget_warning(key)
@@ -261,35 +261,36 @@ class RunStore:
         """The worker began training run `key`."""
         return self._update(key, state="running", started=_now(), owner=_process_identity())
 
-    def record_epoch(self, key: str, history: pd.DataFrame) -> RunStatus:
-        """Another epoch finished: persist the whole history so far, then the status.
+    def record_epoch(self, key: str, history: list[Row]) -> RunStatus:
+        """Another epoch finished: persist the whole history so far (rows), then the status.
 
         Called once per epoch; rewriting the small CSV keeps every file complete on disk.
+        Raises ValueError for rows that are not a history (`lab.history.from_rows`).
         """
-        history = _checked_history(history)
+        history = from_rows(history)
         folder = self.run_dir(key)
-        _atomic_write_text(folder / HISTORY_FILE, history.to_csv(index=False))
+        _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
         return self._update(
             key,
             state="running",
             epochs_done=len(history),
-            seconds=float(history["seconds"].sum()),
+            seconds=total_seconds(history),
             owner=_process_identity(),
         )
 
-    def record_finish(self, key: str, history: pd.DataFrame) -> RunStatus:
+    def record_finish(self, key: str, history: list[Row]) -> RunStatus:
         """Training completed: the final history, then state "done" (the cache hit)."""
         return self._end(key, "done", history, error=None)
 
-    def record_failure(self, key: str, error: str, history: pd.DataFrame | None = None) -> RunStatus:
+    def record_failure(self, key: str, error: str, history: list[Row] | None = None) -> RunStatus:
         """Training raised: keep the error text and whatever epochs finished."""
         return self._end(key, "failed", history, error=error)
 
-    def record_cancel(self, key: str, history: pd.DataFrame | None = None) -> RunStatus:
+    def record_cancel(self, key: str, history: list[Row] | None = None) -> RunStatus:
         """A user cancelled the run (queued or running); partial history is kept."""
         return self._end(key, "cancelled", history, error=None)
 
-    def record_interrupted(self, key: str, history: pd.DataFrame | None = None) -> RunStatus:
+    def record_interrupted(self, key: str, history: list[Row] | None = None) -> RunStatus:
         """The run was stopped by a shutdown rather than by a user or an error."""
         return self._end(key, "interrupted", history, error=None)
 
@@ -327,10 +328,7 @@ class RunStore:
         if config.key() != key:
             raise ValueError(f"config.json hashes to {config.key()}, not to its folder name")
         history_path = folder / HISTORY_FILE
-        if history_path.exists():
-            history = _checked_history(pd.read_csv(history_path))
-        else:
-            history = empty_history()
+        history = from_csv(history_path.read_text(encoding="utf-8")) if history_path.exists() else []
         return StoredRun(key=key, config=config, status=status, history=history)
 
     def _update(self, key: str, **changes: Any) -> RunStatus:
@@ -342,13 +340,13 @@ class RunStore:
         self._write_status(folder, status)
         return status
 
-    def _end(self, key: str, state: str, history: pd.DataFrame | None, error: str | None) -> RunStatus:
+    def _end(self, key: str, state: str, history: list[Row] | None, error: str | None) -> RunStatus:
         folder = self.run_dir(key)
         changes: dict[str, Any] = {"state": state, "finished": _now(), "error": error}
         if history is not None:
-            history = _checked_history(history)
-            _atomic_write_text(folder / HISTORY_FILE, history.to_csv(index=False))
-            changes.update(epochs_done=len(history), seconds=float(history["seconds"].sum()))
+            history = from_rows(history)
+            _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
+            changes.update(epochs_done=len(history), seconds=total_seconds(history))
         return self._update(key, **changes)
 
     def _write_status(self, folder: Path, status: RunStatus) -> None:
@@ -368,15 +366,6 @@ class RunStore:
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _checked_history(history: pd.DataFrame) -> pd.DataFrame:
-    """A history with exactly the standard columns and dtypes; ValueError otherwise."""
-    if not isinstance(history, pd.DataFrame):
-        raise ValueError(f"a history must be a DataFrame, got {type(history).__name__}")
-    if history.empty and all(c in history.columns for c in COLUMNS):
-        return empty_history()
-    return from_rows(history.to_dict("records"))
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` so that no reader and no crash ever sees a partial file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -12,7 +12,8 @@ thread of the app:
 
 The protocol is JSON lines: the parent writes `{"train": config}` or `{"stop": true}` to
 the child's stdin; the child writes `{"epoch": row}`, then `{"done": true}`,
-`{"cancelled": true}` or `{"error": text}` to its stdout.
+`{"cancelled": true}` or `{"error": text}` to its stdout. The epoch rows it reports are the
+history the trainer returns, as they came.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from lab import history as hist
 from lab.config import RunConfig
-from lab.errors import RunCancelled
+from lab.errors import RunCancelled, TrainingFailed
 from lab.training.child import PREFIX
+
+__all__ = ["SubprocessTrainer", "TrainingFailed"]
 
 STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take before it is killed
 # A safety net: the child reuses its models and data, so a run leaves nothing behind that
@@ -42,12 +42,12 @@ STOP_GRACE_SECONDS = 5.0  # after a stop request, how long the child may take be
 RECYCLE_GROWTH_MB = 100
 
 
-class TrainingFailed(RuntimeError):
-    """The run raised an error in the child, or the child died."""
-
-
 class SubprocessTrainer:
-    """A `train(config, on_epoch, should_stop)` callable that trains in a child process."""
+    """A `train(config, on_epoch, should_stop)` callable that trains in a child process.
+
+    Returns the epoch rows; raises `RunCancelled` (with the rows so far) on a stop, and
+    `TrainingFailed` when the run raised an error in the child or the child died.
+    """
 
     def __init__(self, jobs_per_process: int = 20, recycle_growth_mb: float | None = RECYCLE_GROWTH_MB) -> None:
         # Recycle the child now and then: TensorFlow does not give every byte back.
@@ -64,7 +64,7 @@ class SubprocessTrainer:
         config: RunConfig,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> pd.DataFrame:
+    ) -> list[dict[str, Any]]:
         with self._lock:  # one job at a time through one child
             return self._train(config, on_epoch, should_stop)
 
@@ -75,7 +75,7 @@ class SubprocessTrainer:
         self._child = None
 
     # -- the parent's side -------------------------------------------------------------
-    def _train(self, config, on_epoch, should_stop) -> pd.DataFrame:
+    def _train(self, config, on_epoch, should_stop) -> list[dict[str, Any]]:
         child = self._ensure_child()
         self._send(child, {"train": config.to_dict()})
         rows: list[dict[str, Any]] = []
@@ -86,7 +86,7 @@ class SubprocessTrainer:
                 stop_sent_at = time.monotonic()
             if stop_sent_at is not None and time.monotonic() - stop_sent_at > STOP_GRACE_SECONDS:
                 self.close()  # a child that does not stop in time is stopped
-                raise RunCancelled(hist.from_rows(rows))
+                raise RunCancelled(rows)
             try:
                 message = self._messages.get(timeout=0.2)
             except queue.Empty:
@@ -100,10 +100,10 @@ class SubprocessTrainer:
                     on_epoch(message["epoch"])
             elif "done" in message:
                 self._finish_job(config)
-                return hist.from_rows(rows)
+                return rows
             elif "cancelled" in message:
                 self._finish_job(config)
-                raise RunCancelled(hist.from_rows(rows))
+                raise RunCancelled(rows)
             elif "error" in message:
                 self._finish_job(config)
                 raise TrainingFailed(message["error"])

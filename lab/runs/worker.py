@@ -10,6 +10,8 @@ a time. Requests are keyed by `RunConfig.key()`:
 - a key already queued or running is shared: every caller polls the same job;
 - anything else is queued and, in turn, trained, its history written per epoch.
 
+A history is epoch rows (`lab.history`) from the trainer to the store and to the caller.
+
 The page calls `status()` many times a second from several sessions: it only takes the
 lock long enough to copy a few fields, and never while a file is written or read.
 
@@ -19,6 +21,7 @@ injected, so the page and the tests can import this module cheaply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -27,16 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from lab.config import RunConfig
 from lab.errors import RunCancelled
-from lab.history import empty_history, from_rows
+from lab.history import Row, from_rows
 from lab.runs.store import RunStore, StoredRun
 
 log = logging.getLogger(__name__)
 
-TrainFn = Callable[..., pd.DataFrame]
+TrainFn = Callable[..., list[Row]]
 
 # A fair queue: owners (page sessions) take turns of this many jobs, the two runs of one
 # comparison, so one visitor cannot queue ten jobs ahead of everyone else.
@@ -68,14 +69,14 @@ class JobStatus:
 
     `state` is one of `lab.runs.store.STATES` or "unknown". `position` is 0 for the running
     job, 1, 2, ... for jobs waiting in the queue, and None for anything else. `history`
-    is a fresh DataFrame of the epochs finished so far (safe to modify). `cached` is True
+    is a fresh list of the epoch rows finished so far (safe to modify). `cached` is True
     when the result was read from the store rather than trained by this worker.
     """
 
     key: str
     state: str
     position: int | None = None
-    history: pd.DataFrame = field(default_factory=empty_history)
+    history: list[Row] = field(default_factory=list)
     error: str | None = None
     epochs_done: int = 0
     epochs_total: int = 0
@@ -99,7 +100,7 @@ class _Job:
     config: RunConfig
     owners: list[str | None]
     state: str = "queued"
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # checked rows, appended by the worker thread only
     error: str | None = None
     # Set to ask the running trainer to stop; `stop_reason` says what to record then.
     stop: threading.Event = field(default_factory=threading.Event)
@@ -112,7 +113,7 @@ class _Finished:
     """The final state of a job, kept so that polling it stays cheap."""
 
     state: str
-    history: pd.DataFrame
+    history: tuple[Row, ...]
     error: str | None
     epochs_done: int
     epochs_total: int
@@ -227,7 +228,7 @@ class Worker:
             key=key,
             state=state,
             position=position,
-            history=from_rows(rows),  # built outside the lock
+            history=[dict(row) for row in rows],  # copied outside the lock
             error=error,
             epochs_done=len(rows),
             epochs_total=job.config.epochs,
@@ -374,13 +375,12 @@ class Worker:
     def _run(self, job: _Job) -> None:
         """Train one job and record how it ended; the job's state is final afterwards."""
 
-        def on_epoch(row: dict[str, Any]) -> None:
-            row = dict(row)
-            # Only this thread appends rows, so building from a copy is race-free. A
+        def on_epoch(row: Row) -> None:
+            # Only this thread appends rows, so reading them unlocked is race-free. A
             # malformed row, or a store that cannot be written, raises here, inside train,
             # and fails the run. Disk first, then memory: what a caller sees is on disk.
-            history = from_rows([*job.rows, row])
-            self.store.record_epoch(job.key, history)
+            (row,) = from_rows([row])
+            self.store.record_epoch(job.key, [*job.rows, row])
             with self._cond:
                 job.rows.append(row)
 
@@ -393,12 +393,10 @@ class Worker:
             result = train(job.config, on_epoch=on_epoch, should_stop=should_stop)
             history = self._final_history(job, result)
         except RunCancelled as exc:
-            history = self._rows_history(job)
-            if history.empty and isinstance(exc.history, pd.DataFrame) and not exc.history.empty:
-                try:
-                    history = from_rows(exc.history.to_dict("records"))
-                except ValueError:
-                    pass
+            history = self._rows(job)
+            if not history:  # the trainer's own rows, when it reported none
+                with contextlib.suppress(ValueError):
+                    history = from_rows(exc.history or [])
             reason = job.stop_reason or "cancelled"
             # The store first, then memory: once a caller sees the final state, the
             # files say the same.
@@ -410,7 +408,7 @@ class Worker:
         except BaseException as exc:  # anything else, even SystemExit, fails the run only
             log.exception("run %s failed", job.key)
             error = f"{type(exc).__name__}: {exc}"
-            self._store_safely(self.store.record_failure, job.key, error, self._rows_history(job))
+            self._store_safely(self.store.record_failure, job.key, error, self._rows(job))
             with self._cond:
                 job.state = "failed"
                 job.error = error
@@ -425,22 +423,18 @@ class Worker:
                 job.error = f"the run finished but could not be saved: {type(exc).__name__}: {exc}"
             return
         with self._cond:
-            job.rows = history.to_dict("records")
+            job.rows = history
             job.state = "done"
 
-    def _final_history(self, job: _Job, result: Any) -> pd.DataFrame:
-        """The trainer's returned history when it gives one, else the rows it reported."""
-        if isinstance(result, pd.DataFrame) and not result.empty:
-            return from_rows(result.to_dict("records"))
-        return self._rows_history(job)
+    def _final_history(self, job: _Job, result: Any) -> list[Row]:
+        """The trainer's returned rows when it gives some, else the rows it reported."""
+        if isinstance(result, (list, tuple)) and result:
+            return from_rows(result)
+        return self._rows(job)
 
-    def _rows_history(self, job: _Job) -> pd.DataFrame:
+    def _rows(self, job: _Job) -> list[Row]:
         with self._cond:
-            rows = list(job.rows)
-        try:
-            return from_rows(rows)
-        except ValueError:
-            return empty_history()
+            return list(job.rows)
 
     def _store_safely(self, record: Callable[..., Any], *args: Any) -> None:
         """Write to the store from a path that must not raise (the run is over anyway)."""
@@ -464,15 +458,11 @@ def _default_train() -> TrainFn:
 
 
 def _finished_from_job(job: _Job) -> _Finished:
-    try:
-        history = from_rows(job.rows)
-    except ValueError:
-        history = empty_history()
     return _Finished(
         state=job.state,
-        history=history,
+        history=tuple(job.rows),
         error=job.error,
-        epochs_done=len(history),
+        epochs_done=len(job.rows),
         epochs_total=job.config.epochs,
         owners=tuple(job.owners),
         cached=False,
@@ -483,7 +473,7 @@ def _status_from_finished(key: str, finished: _Finished) -> JobStatus:
     return JobStatus(
         key=key,
         state=finished.state,
-        history=finished.history.copy(),
+        history=[dict(row) for row in finished.history],
         error=finished.error,
         epochs_done=finished.epochs_done,
         epochs_total=finished.epochs_total,
@@ -495,7 +485,7 @@ def _status_from_finished(key: str, finished: _Finished) -> JobStatus:
 def _finished_from_store(run: StoredRun) -> _Finished:
     return _Finished(
         state=run.status.state,
-        history=run.history,
+        history=tuple(run.history),
         error=run.status.error,
         epochs_done=run.status.epochs_done,
         epochs_total=run.status.epochs_total,

@@ -21,7 +21,7 @@ from typing import Any
 PREFIX = "@@lab "  # marks protocol lines, so a stray print in the child cannot confuse the parent
 
 
-def serve() -> None:
+def run_jobs() -> None:
     """Read jobs from stdin and train them one by one, reporting on stdout."""
     # A lower priority, set before TensorFlow starts its thread pools (they inherit it):
     # the page wins the cores when a visitor clicks while a model trains.
@@ -30,7 +30,7 @@ def serve() -> None:
     keep_unused_packages_out()
     from lab.config import RunConfig
     from lab.errors import RunCancelled
-    from lab.training.train import LastData, train_rows
+    from lab.training.train import LastData, train
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
     out, sys.stdout = sys.stdout, sys.stderr
@@ -58,10 +58,10 @@ def serve() -> None:
             config = RunConfig.from_dict(job)
             # No local name for the data: when the next job reads other data, the last
             # reference is LastData's own, and the old images are freed before the new ones load.
-            train_rows(config, lambda row: say({"epoch": row}), stop.is_set, data=last_data.get(config))
+            train(config, lambda row: say({"epoch": row}), stop.is_set, data=last_data.get(config))
         except RunCancelled:
             say({"cancelled": True})
-        except Exception as exc:  # any failure ends this run only; the child serves the next one
+        except Exception as exc:  # any failure ends this run only; the child trains the next one
             say({"error": f"{type(exc).__name__}: {exc}"})
         else:
             say({"done": True})
@@ -89,4 +89,4 @@ def keep_unused_packages_out() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    run_jobs()

@@ -1,11 +1,16 @@
 """Train one configuration, or compare it without and with augmentation.
 
 `train` knows nothing of threads or queues: the caller passes `on_epoch` to hear about
-each finished epoch and `should_stop` to cancel between batches.
+each finished epoch and `should_stop` to cancel between batches. A history is a list of
+epoch rows (`lab.history`); nothing here needs pandas, so the app's training child trains
+without it (`lab.training.child.keep_unused_packages_out`).
+
+Importing this module imports neither TensorFlow nor Keras: they load when a run starts.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import threading
@@ -18,25 +23,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lab.config import ConfigError, RunConfig
-from lab.errors import RunCancelled
+from lab.errors import RunCancelled, TrainingFailed
 
 if TYPE_CHECKING:
-    import pandas as pd  # not at run time: the training child trains without pandas (`train_rows`)
+    import pandas as pd
 
-EpochCallback = Callable[[dict[str, Any]], None]
+Row = dict[str, Any]
+EpochCallback = Callable[[Row], None]
 StopCheck = Callable[[], bool]
-
-
-class TrainingError(RuntimeError):
-    """A run could not finish (it diverged, or its data could not be read)."""
 
 
 @dataclass
 class Comparison:
-    """Both runs of a comparison and their summary, one row per side."""
+    """Both runs of a comparison (epoch rows) and their summary, one row per side."""
 
-    baseline: pd.DataFrame
-    augmented: pd.DataFrame
+    baseline: list[Row]
+    augmented: list[Row]
     config: RunConfig
 
     def summary(self) -> pd.DataFrame:
@@ -53,31 +55,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     should_stop: StopCheck | None = None,
     data: Any = None,
-) -> pd.DataFrame:
-    """Train the course CNN on `config` and return its history, one row per epoch.
+) -> list[Row]:
+    """Train the course CNN on `config` and return its history: one row per epoch (`lab.history.COLUMNS`).
 
-    `data` (from `lab.training.pipeline.load`) lets a comparison decode its images once for both
-    runs. Raises `RunCancelled` (with the partial history) when `should_stop()` turns
-    true, `TrainingError` when the loss is no longer a number.
-    """
-    from lab import history as hist
-
-    try:
-        return hist.from_rows(train_rows(config, on_epoch, should_stop, data))
-    except RunCancelled as cancelled:
-        raise RunCancelled(hist.from_rows(cancelled.history)) from None
-
-
-def train_rows(
-    config: RunConfig,
-    on_epoch: EpochCallback | None = None,
-    should_stop: StopCheck | None = None,
-    data: Any = None,
-) -> list[dict[str, Any]]:
-    """`train` without pandas: the history as a list of per-epoch rows (`lab.history.COLUMNS`).
-
-    The app's training child calls this one: it reports rows and never needs a DataFrame
-    (`lab.training.child.keep_unused_packages_out`). Raises `RunCancelled` with the partial rows.
+    `on_epoch` hears each row as its epoch ends. `data` (from `lab.training.pipeline.load`) lets
+    a comparison decode its images once for both runs. Raises `RunCancelled` (with the rows
+    of the finished epochs) when `should_stop()` turns true, `TrainingFailed` when the loss
+    is no longer a number.
     """
     from lab.training import pipeline
 
@@ -88,7 +72,7 @@ def train_rows(
     train_ds, steps = pipeline.training_pipeline(data, config)
     validation_ds = pipeline.validation_pipeline(data, config)
     model = MODELS.take(config, data.num_classes)
-    reporter = _Reporter(on_epoch, should_stop)
+    reporter = _reporter_class()(on_epoch, should_stop)
     try:
         model.fit(
             train_ds,
@@ -107,7 +91,7 @@ def train_rows(
         MODELS.give_back(model)
         del model, train_ds, validation_ds
         gc.collect()  # the pipelines' iterators, now rather than later
-    return reporter.rows
+    return list(reporter.rows)
 
 
 def compare(
@@ -241,18 +225,18 @@ class _Stop(Exception):
     """Raised inside fit to stop within a batch, skipping the epoch's validation pass."""
 
 
-def _reporter_base():
-    import keras
+class _Reporter:
+    """The Keras callback of a run: reports each epoch's row, checks for a stop, catches divergence.
 
-    return keras.callbacks.Callback
+    Keras is no base here, so importing this module does not import it: `_reporter_class`
+    makes the callback class, with `keras.callbacks.Callback` behind this one, when a run starts.
+    """
 
-
-class _Reporter(_reporter_base()):
     def __init__(self, on_epoch: EpochCallback | None, should_stop: StopCheck | None):
         super().__init__()
         self.on_epoch = on_epoch
         self.should_stop = should_stop
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Row] = []
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -273,7 +257,7 @@ class _Reporter(_reporter_base()):
             "seconds": time.perf_counter() - self.started,
         }
         if not math.isfinite(row["loss"]):
-            raise TrainingError(
+            raise TrainingFailed(
                 f"training diverged at epoch {epoch + 1}: the loss is {row['loss']}. Lower the learning rate."
             )
         self.rows.append(row)
@@ -283,6 +267,14 @@ class _Reporter(_reporter_base()):
     def _check_stop(self):
         if self.should_stop is not None and self.should_stop():
             raise _Stop()
+
+
+@functools.cache
+def _reporter_class() -> type:
+    """`_Reporter` as a Keras callback (Keras is imported here, once)."""
+    import keras
+
+    return type("_Reporter", (_Reporter, keras.callbacks.Callback), {})
 
 
 _DETERMINISTIC = False
