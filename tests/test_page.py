@@ -39,7 +39,7 @@ import lab.figures
 import lab.recordings
 import lab.runs.trainer
 import lab.runs.worker
-from lab.config import RunConfig
+from lab.config import MAX_SEEDS, RunConfig
 from lab.presets import load_preset
 from lab.history import comparison_configs
 from lab.runs.store import RunStore
@@ -575,7 +575,7 @@ def test_cancel_stops_every_seed_including_those_not_yet_handed_over(lab_env):
 
 def test_a_link_asks_for_seeds_within_what_the_server_allows(lab_env):
     page = lab_env.page({"seeds": "4"}).run()
-    assert page.number_input(SEEDS).value == 4 and page.number_input(SEEDS).max == 5
+    assert page.number_input(SEEDS).value == 4 and page.number_input(SEEDS).max == MAX_SEEDS == 10
     assert page.query()["seeds"] == "4"
     lab_env.monkeypatch.setenv("LAB_HOSTED", "1")
     hosted = lab_env.page({"seeds": "5"}).run()

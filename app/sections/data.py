@@ -1,0 +1,155 @@
+"""Section 1, Data: the dataset picker, an upload or a folder, the download button, what the data
+holds (classes, split sizes, sample images), and how many training images at what size."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.state import image_sizes, limits, secrets, shown
+from lab.config import RunConfig
+from lab.data import registry
+from lab.data.download import DownloadError, download_bytes, ensure_dataset, is_downloadable
+from lab.data.ingest import ingest_upload, is_upload_folder
+from lab.data.listing import dataset_info, sample_images
+from lab.runs.hosting import server_folders_allowed
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_samples(dataset: str, data_dir: str | None, image_size: int) -> dict:
+    config = RunConfig(dataset=dataset, data_dir=data_dir, image_size=image_size)
+    return sample_images(config, per_class=6)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_info(dataset: str, data_dir: str | None, validation_split: float, seed: int):
+    """The dataset's classes and split sizes: listing a folder of thousands of images once is enough."""
+    config = RunConfig(dataset=dataset, data_dir=data_dir, validation_split=validation_split, seed=seed)
+    return dataset_info(config)
+
+
+def show() -> registry.DatasetInfo | None:
+    """Draw the section; returns what the chosen dataset holds, or None when it does not load."""
+    st.header("1. Data")
+    state = st.session_state
+    names = list(registry.REGISTRY)
+    if shown("data"):
+        st.selectbox("Dataset", names, key="dataset", format_func=lambda n: registry.REGISTRY[n].title)
+    folders = server_folders_allowed(secrets())
+    if not folders and state.data_dir and (state.dataset != "folder" or not is_upload_folder(state.data_dir)):
+        state.data_dir = ""  # hosted: the server's folders stay private; an upload is "Your own folder" only
+    if state.dataset == "folder" and shown("data"):
+        upload_control()
+    if state.dataset != "builtin" and folders and shown("data"):
+        st.text_input(
+            "Folder on this computer",
+            key="data_dir",
+            placeholder=str(
+                registry.default_data_root() / (registry.REGISTRY[state.dataset].folder_name or "my_images")
+            ),
+            help="train/<class>/ and validation/<class>/, or <class>/ folders that the lab splits. "
+            "Leave empty to use the dataset's default folder.",
+        )
+    if state.dataset == "folder" and not state.data_dir:
+        where = ", or type the path of a folder on this computer." if folders else "."
+        st.info("Upload a zip of your own images above" + where)
+        return None
+    try:
+        info = load_info(state.dataset, (state.data_dir or None), 0.2, state.seed)
+    except registry.DatasetError as exc:
+        message = st.empty()  # a failed download replaces this message: its own says what to do by hand
+        message.error(str(exc))
+        if is_downloadable(state.dataset) and not state.data_dir and shown("data"):
+            download_control(state.dataset, message)
+        return None
+    show_contents(info)
+    if shown("data"):
+        subset_and_size_controls(info)
+    return info
+
+
+def show_contents(info: registry.DatasetInfo) -> None:
+    """The dataset's description, its split sizes per class and a few images of each class."""
+    state = st.session_state
+    st.markdown(info.description)
+    sizes = pd.DataFrame(info.split_sizes).rename_axis("class")
+    left, right = st.columns([1, 3])
+    with left:
+        st.dataframe(sizes, width="content")
+    with right:
+        samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
+        for name, images in samples.items():
+            st.image(list(images), caption=[name] * len(images), width=84)
+
+
+def download_control(name: str, message) -> None:
+    """Fetch a course dataset on first use, with a progress bar; a failure's message replaces `message`."""
+    size_mb = download_bytes(name) / 1e6
+    if not st.button(f"Download {registry.REGISTRY[name].title} ({size_mb:.0f} MB)", type="primary"):
+        return
+    bar = st.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int) -> None:
+        fraction = done / total if total else 0.0
+        bar.progress(min(fraction, 1.0), text=f"Downloaded {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        ensure_dataset(name, progress)
+    except DownloadError as exc:
+        bar.empty()
+        message.error(str(exc))
+        return
+    load_info.clear()
+    st.rerun()
+
+
+def upload_control() -> None:
+    """Unpack a zip of the user's own images inside the lab's data folder, checked, once per file."""
+    upload = st.file_uploader(
+        "Upload a zip of your own images",
+        type=["zip"],
+        help="Class subfolders, with or without train/ and validation/ around them. "
+        "Without them the lab holds out a seeded 20% for validation.",
+    )
+    if upload is None:
+        return
+    state = st.session_state
+    done = state.setdefault("uploads", {})
+    if upload.file_id not in done:
+        try:
+            done[upload.file_id] = ingest_upload(upload.getvalue(), upload.name)
+        except registry.DatasetError as exc:
+            done[upload.file_id] = str(exc)
+    report = done[upload.file_id]
+    if isinstance(report, str):
+        st.error(report)
+        return
+    st.success(report.summary())
+    if state.data_dir != str(report.data_dir):
+        state.data_dir = str(report.data_dir)
+        st.rerun()
+
+
+def subset_and_size_controls(info: registry.DatasetInfo) -> None:
+    state = st.session_state
+    total = info.total("train")
+    caps = limits()
+    if caps is not None:
+        total = min(total, caps.max_train_images)
+    minimum = min(total, 2 * info.num_classes)
+    cols = st.columns(2)
+    with cols[0]:
+        if state.train_images > total or state.train_images < 0:
+            state.train_images = 0
+        value = state.train_images or total
+        chosen = st.slider(
+            "Training images",
+            min_value=minimum,
+            max_value=total,
+            value=value,
+            step=max(1, total // 100),
+            help="A class-balanced subset of the training split: less data overfits sooner.",
+        )
+        state.train_images = 0 if chosen >= total else chosen
+    with cols[1]:
+        st.select_slider("Image size (pixels)", image_sizes(), key="image_size", help="The course uses 150.")

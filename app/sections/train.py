@@ -1,0 +1,87 @@
+"""Section 3, Train: the training settings, an estimate of the run time, and the buttons that
+start and cancel a comparison (without augmentation, then with it; one pair per seed)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.runs import cancel_comparison, comparison_running, get_worker, start_comparison
+from app.state import BATCH_SIZES, LEARNING_RATES, limits, max_epochs, max_seeds, shown
+from lab import history as hist
+from lab.config import RANGES, ConfigError, RunConfig
+from lab.data.registry import DatasetInfo
+from lab.runs.estimate import estimate_seconds, format_duration
+from lab.runs.hosting import apply_limits
+
+
+def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
+    st.header("3. Train")
+    if shown("settings"):
+        with st.expander("Training settings", expanded=False):
+            training_settings()
+    if info is None:
+        st.warning("Pick a dataset that loads before training.")
+        return
+    if isinstance(config, ConfigError):
+        st.error(str(config))
+        return
+    try:
+        config, notes = apply_limits(config, limits(), info.total("train"))
+        configs = hist.comparison_configs(config, st.session_state.seeds_per_side)
+    except ConfigError as exc:  # a seed too large for seed + 1, ... among them
+        st.error(str(exc))
+        return
+    if notes:
+        st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
+    worker = get_worker()
+    train_count = config.train_images or info.total("train")
+    seconds = sum(
+        0.0 if worker.status(c.key()).state == "done" else estimate_seconds(c, train_count, info.total("validation"))
+        for c in configs
+    )
+    running = comparison_running()
+    cols = st.columns([2, 1, 3])
+    if not config.augmentation.enabled:
+        cols[2].info("Switch on at least one augmentation to compare.")
+    else:
+        # Callbacks run before the script: the run that follows the click already shows the
+        # comparison (a stored one at once), with no second script run.
+        cols[0].button(
+            "▶ Train both runs", type="primary", disabled=running, on_click=start_comparison, args=(configs,)
+        )
+    if running:
+        cols[1].button("■ Cancel", on_click=cancel_comparison)
+    if warning := st.session_state.pop("start_warning", None):
+        st.warning(warning)
+    if not running:
+        cols[2].caption(estimate_text(config, len(configs), seconds, train_count))
+
+
+def training_settings() -> None:
+    cols = st.columns(6)
+    cols[0].slider("Epochs", RANGES["epochs"][0], max_epochs(), key="epochs")
+    cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
+    cols[2].selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
+    low, high, _ = RANGES["dropout"]
+    cols[3].slider("Dropout", low, high, step=0.1, key="dropout")
+    low, high, _ = RANGES["seed"]
+    cols[4].number_input("Seed", low, high, key="seed")
+    cols[5].number_input(
+        "Seeds per side",
+        1,
+        max_seeds(),
+        key="seeds_per_side",
+        help="Train each side with seeds seed, seed+1, …: the chart shows their mean with a band from the lowest "
+        "to the highest seed, so the luck of one seed is not read as a result.",
+    )
+
+
+def estimate_text(config: RunConfig, runs: int, seconds: float, train_count: int) -> str:
+    if not seconds:
+        return f"{'Both' if runs == 2 else f'All {runs}'} runs are already in the run store: they show at once."
+    per_side = f", {runs // 2} seeds per side" if runs > 2 else ""
+    return (
+        f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
+        f"({config.epochs} epoch{'s' if config.epochs != 1 else ''} × {runs} runs{per_side}, "
+        f"{train_count} training images at {config.image_size} px)."
+    )
