@@ -17,17 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tools.paths import shared_datasets_dir  # noqa: F401 (the real datasets' location, for the tests)
+
 # Quiet TensorFlow's start-up chatter in test output; set before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_datasets_dir() -> Path:
-    """../shared/datasets next to the repository; LAB_SHARED_DATASETS when that is absent."""
-    beside = REPO_ROOT.parent / "shared" / "datasets"
-    env = os.environ.get("LAB_SHARED_DATASETS")
-    return Path(env) if env and not beside.is_dir() else beside
 
 
 def class_pattern(label: int, size: tuple[int, int] = (40, 40), seed: int = 0) -> np.ndarray:

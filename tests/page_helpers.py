@@ -21,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 from lab.config import RunConfig
 from lab.errors import RunCancelled
 from lab.history import from_rows
-from tools.streamlit_server import StreamlitServer, free_port  # noqa: F401 (used by the browser tests)
 from lab.runs.store import RunStore
+from tools.streamlit_server import StreamlitServer, free_port  # noqa: F401 (used by the browser tests)
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "streamlit_app.py"

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import bench
+from tools.bench import cli, data, memory, sizes, variants
+from tools.bench import group as grouping
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"course_plain", "course_aug", "lab_plain", "lab_aug", "floor"}
@@ -57,10 +58,10 @@ def test_the_json_has_every_variant_and_ratio(tiny):
 
 def test_ratios_are_the_epoch_seconds_divided(tiny):
     seconds = tiny["epoch_seconds"]
-    for name, (top, bottom) in bench.RATIOS.items():
+    for name, (top, bottom) in sizes.RATIOS.items():
         assert tiny["ratios"][name] == pytest.approx(seconds[top] / seconds[bottom]), name
     cpu = tiny["cpu_seconds"]
-    for name, (top, bottom) in bench.RATIOS.items():
+    for name, (top, bottom) in sizes.RATIOS.items():
         assert tiny["cpu_ratios"][name] == pytest.approx(cpu[top] / cpu[bottom]), name
     for variant, rate in tiny["images_per_second"].items():
         assert rate == pytest.approx(40 / seconds[variant]), variant
@@ -87,14 +88,14 @@ def test_an_extra_is_reported_against_its_base_measured_beside_it(tiny):
 
 
 def test_groups_put_each_extra_beside_its_base():
-    groups = bench.plan_groups(list(bench.CORE), list(bench.EXTRAS))
-    assert groups[0] == list(bench.CORE)
-    assert sorted(n for g in groups[1:] for n in g if n in bench.EXTRAS) == sorted(bench.EXTRAS)
+    groups = grouping.plan_groups(list(variants.CORE), list(variants.EXTRAS))
+    assert groups[0] == list(variants.CORE)
+    assert sorted(n for g in groups[1:] for n in g if n in variants.EXTRAS) == sorted(variants.EXTRAS)
     for group in groups[1:]:
         assert len(group) <= 6
         for name in group:
-            if name in bench.EXTRAS:
-                assert bench.EXTRAS[name].base in group, (name, group)
+            if name in variants.EXTRAS:
+                assert variants.EXTRAS[name].base in group, (name, group)
 
 
 def test_several_sizes_are_listed_in_order(tmp_path):
@@ -115,21 +116,21 @@ def test_several_sizes_are_listed_in_order(tmp_path):
 
 
 def test_arguments():
-    assert bench.parse_sizes(["150,64", "96"]) == [150, 64, 96]
-    assert bench.parse_sizes(None) == [150, 64]
-    assert bench.parse_extras("all") == list(bench.EXTRAS)
-    assert bench.parse_extras("none") == []
+    assert cli.parse_sizes(["150,64", "96"]) == [150, 64, 96]
+    assert cli.parse_sizes(None) == [150, 64]
+    assert cli.parse_extras("all") == list(variants.EXTRAS)
+    assert cli.parse_extras("none") == []
     with pytest.raises(SystemExit):
-        bench.parse_extras("warp_drive")
-    for name, extra in bench.EXTRAS.items():
-        assert extra.base in bench.CORE, name
-    assert bench.parse_train_images("1000", [150, 64]) == {150: 1000, 64: 1000}
-    assert bench.parse_train_images("150:1000", [150, 64]) == {150: 1000, 64: 0}
+        cli.parse_extras("warp_drive")
+    for name, extra in variants.EXTRAS.items():
+        assert extra.base in variants.CORE, name
+    assert cli.parse_train_images("1000", [150, 64]) == {150: 1000, 64: 1000}
+    assert cli.parse_train_images("150:1000", [150, 64]) == {150: 1000, 64: 0}
 
 
 def test_a_subset_folder_links_the_same_class_balanced_images(tmp_path, image_folder):
     source = image_folder(train=10, validation=3)
-    subset = bench.subset_folder(source, tmp_path / "subset", 8, seed=1)
+    subset = data.subset_folder(source, tmp_path / "subset", 8, seed=1)
     for split, count in (("train", 4), ("validation", 3)):
         for name in ("cats", "dogs"):
             files = sorted((subset / split / name).iterdir())
@@ -138,5 +139,5 @@ def test_a_subset_folder_links_the_same_class_balanced_images(tmp_path, image_fo
 
 
 def test_growth_slope():
-    assert bench._slope([100.0, 101.0, 102.0, 103.0]) == pytest.approx(1.0)
-    assert bench._slope([5.0, 5.0, 5.0]) == pytest.approx(0.0)
+    assert memory._slope([100.0, 101.0, 102.0, 103.0]) == pytest.approx(1.0)
+    assert memory._slope([5.0, 5.0, 5.0]) == pytest.approx(0.0)

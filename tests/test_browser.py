@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer
 
-from tools import bench
+from tools import browser as chromium
 
-CHROMIUM = Path(bench.CHROMIUM)
-CHROMIUM_ARGS = bench.CHROMIUM_ARGS  # one list of flags for every headless Chromium the project starts
+CHROMIUM = Path(chromium.CHROMIUM)
+CHROMIUM_ARGS = chromium.CHROMIUM_ARGS  # one list of flags for every headless Chromium the project starts
 # Streamlit scrolls inside an inner container, so a full-page screenshot shows one screen:
 # a tall window holds the whole page.
 VIEWPORT = {"width": 1400, "height": 3600}

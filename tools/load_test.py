@@ -30,16 +30,16 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # run as a script (`python tools/load_test.py`): the repository root on the path
 
-from tools.bench import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from lab.config import RunConfig  # noqa: E402
 from lab.presets import load_preset  # noqa: E402
-from tools.streamlit_server import StreamlitServer  # noqa: E402
 from lab.runs.store import RunStore  # noqa: E402
+from tools.browser import launch  # noqa: E402
+from tools.streamlit_server import StreamlitServer  # noqa: E402
 
-# The load test adds one flag: twenty pages at once outgrow /dev/shm.
-BROWSER_ARGS = [*CHROMIUM_ARGS, "--disable-dev-shm-usage"]
+# The load test adds one flag to tools.browser's: twenty pages at once outgrow /dev/shm.
+EXTRA_BROWSER_ARGS = ("--disable-dev-shm-usage",)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -136,7 +136,7 @@ async def drive(url: str, sessions: int, timeout: float) -> list[dict]:
 
     results: list[dict] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        browser = await launch(playwright.chromium, *EXTRA_BROWSER_ARGS)
         try:
             await asyncio.gather(*(one_session(browser, url, i, results, timeout) for i in range(sessions)))
         finally:
