@@ -24,11 +24,11 @@ import numpy as np
 
 from lab.config import ConfigError, RunConfig
 from lab.errors import RunCancelled, TrainingFailed
+from lab.history import Row, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Row = dict[str, Any]
 EpochCallback = Callable[[Row], None]
 StopCheck = Callable[[], bool]
 
@@ -44,9 +44,7 @@ class Comparison:
     def summary(self) -> pd.DataFrame:
         import pandas as pd
 
-        from lab import history as hist
-
-        rows = {"baseline": hist.summarize(self.baseline), "augmented": hist.summarize(self.augmented)}
+        rows = {"baseline": summarize(self.baseline), "augmented": summarize(self.augmented)}
         return pd.DataFrame.from_dict(rows, orient="index")
 
 
