@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from lab.runs import hosting
 from lab.config import ConfigError, RunConfig
-from lab.history import from_rows, summarize
+from lab.history import from_rows, summarize, to_frame
 from lab.presets import list_presets, load_preset
 from lab.recordings import list_recordings, load_recording, save_recording
+from lab.runs import hosting
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_a_recording_round_trips_with_machine_date_and_histories(tmp_path):
     assert recording.config == config and recording.seconds == pytest.approx(123.4)
     assert recording.recorded_at and "cores" in recording.machine
     for side, frame in runs.items():
-        assert recording.runs[side].equals(frame)
+        assert recording.runs[side] == frame
 
 
 def test_a_recording_of_a_named_dataset_keeps_no_local_path_but_a_folders_does(tmp_path):
@@ -109,7 +109,8 @@ def test_the_shipped_recordings_load():
 def quoted_figures(recording) -> tuple[set[str], set[int]]:
     """The percentages (as the page rounds them) and epochs a text may quote from a recording."""
     percents, epochs = set(), {recording.config.epochs}
-    for frame in recording.runs.values():
+    for rows in recording.runs.values():
+        frame = to_frame(rows)
         summary = summarize(frame)
         percents |= {f"{summary[k]:.0%}" for k in ("accuracy", "val_accuracy", "best_val_accuracy")}
         epochs |= {summary["best_epoch"], int(frame.loc[frame["val_accuracy"].idxmax(), "epoch"])}

@@ -15,14 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("lab", "app")
 
 # What each part of the project may import from the project (a module may always import its own folder).
-# Reading down: the page -> app -> lab; in lab, runs -> training -> data -> config.
+# Reading down: the page -> app -> lab; in lab, runs -> training -> data -> config, with the history
+# (epoch rows and their statistics, pure Python) just above config.
 ALLOWED = {
     "lab": (),
     "lab.knobs": (),
     "lab.config": ("lab.knobs",),
     "lab.errors": (),
     "lab.data": ("lab.config", "lab.knobs", "lab.errors"),
-    "lab.training": ("lab.data", "lab.config", "lab.knobs", "lab.errors"),
+    "lab.training": ("lab.data", "lab.config", "lab.knobs", "lab.errors", "lab.history"),
     "lab.history": ("lab.config", "lab.knobs"),
     "lab.runs": ("lab.training", "lab.data", "lab.config", "lab.knobs", "lab.errors", "lab.history"),
     "lab.figures": ("lab.history", "lab.config", "lab.knobs"),

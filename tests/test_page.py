@@ -40,8 +40,8 @@ import lab.recordings
 import lab.runs.trainer
 import lab.runs.worker
 from lab.config import MAX_SEEDS, RunConfig
-from lab.presets import load_preset
 from lab.history import comparison_configs
+from lab.presets import load_preset
 from lab.runs.store import RunStore
 from lab.runs.trainer import SubprocessTrainer, TrainingFailed
 from lab.runs.worker import Worker

@@ -38,16 +38,11 @@ def show() -> None:
     for column, key in zip(cols, (left, right), strict=True):
         run = next(r for r in runs if r.key == key)
         column.download_button(
-            "History (CSV)", history_csv(run), file_name=f"{key}-history.csv", key=f"csv-{column}-{key}"
+            "History (CSV)", hist.to_csv(run.history), file_name=f"{key}-history.csv", key=f"csv-{column}-{key}"
         )
         column.download_button(
             "Configuration (JSON)", run.config.to_json(), file_name=f"{key}-config.json", key=f"json-{column}-{key}"
         )
-
-
-def history_csv(run) -> str:
-    # pd.DataFrame takes a frame or a list of epoch rows alike: whichever the store hands back.
-    return pd.DataFrame(run.history).to_csv(index=False)
 
 
 def run_row(run) -> dict:

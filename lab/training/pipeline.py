@@ -226,5 +226,3 @@ def _shape_labels(labels, binary: bool):
 
     # A sigmoid output is [B, 1]; give binary labels the same shape so the loss never broadcasts.
     return tf.cast(labels, tf.float32)[:, None] if binary else labels
-
-
