@@ -38,7 +38,7 @@ class Recording:
         return f"{self.name}: {self.preset}, recorded {self.recorded_at[:10]} on {self.machine} ({minutes:.0f} min)"
 
 
-def describe_machine() -> str:
+def machine_name() -> str:
     """A short, human description of the machine a run was trained on."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -70,7 +70,7 @@ def save_recording(
         "name": name,
         "preset": preset,
         "config": config.to_dict(),
-        "machine": describe_machine(),
+        "machine": machine_name(),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
         "runs": {side: _columns(history) for side, history in runs.items()},

@@ -121,7 +121,7 @@ def test_train_and_validation_folders_load_with_sorted_class_names(image_folder)
         assert dominant_channel(images).tolist() == [expected_channel[int(y)] for y in labels]
 
 
-def test_describe_reports_the_counts_found(image_folder):
+def test_dataset_info_reports_the_counts_found(image_folder):
     root = image_folder(classes=("cats", "dogs"), train=(5, 4), validation=(2, 3))
     info = dataset_info(folder_config(root))
     assert info.class_names == ("cats", "dogs")

@@ -34,7 +34,7 @@ def bench_size(
         log(f"  {size} px: {', '.join(group)} side by side, one epoch each in turn")
         group_runs = run_group([VARIANTS.get(n) or EXTRAS[n] for n in group], spec, timeout, log, log_dir)
         for name, run in group_runs.items():
-            log(f"  {name}: {_describe_run(run)}")
+            log(f"  {name}: {_run_text(run)}")
             if name in runs and name in CORE:
                 run = {**run, "group": "extras"}
                 extra_bases[name] = run  # a base measured again beside its extras
@@ -83,7 +83,7 @@ def bench_size(
     return result
 
 
-def _describe_run(run: dict[str, Any]) -> str:
+def _run_text(run: dict[str, Any]) -> str:
     if "error" in run:
         return f"failed: {run['error']}"
     epochs = ", ".join(f"{s:.2f}" for s in run["epoch_seconds_all"])
