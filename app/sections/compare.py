@@ -44,8 +44,8 @@ def show_recorded() -> None:
         recording, figure = recorded_figure(name, recording_version(name))
         st.caption(recording.title())
         st.plotly_chart(figure, width="stretch", key=f"recording-{name}")
-        for side, frame in recording.runs.items():
-            st.markdown(f"**{side.capitalize()}:** {hist.reading(hist.summarize(frame))}")
+        for side, rows in recording.runs.items():
+            st.markdown(f"**{side.capitalize()}:** {hist.reading(hist.summarize(rows))}")
 
 
 def show_comparison(keys: tuple[str, ...], was_polling: bool) -> None:
