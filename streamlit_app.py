@@ -8,11 +8,10 @@ imported here, so the page paints before it loads.
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app import runs, state
+from app.privacy import shareable_json
 from app.sections import augmentations, compare, data, header, history, train
 from lab.config import ConfigError, RunConfig
 
@@ -28,7 +27,7 @@ def show_config(config: RunConfig | ConfigError) -> None:
     if not state.shown("code"):
         return
     with st.expander("This configuration as JSON"):
-        st.code(json.dumps(config.to_dict(), indent=2), language="json")
+        st.code(shareable_json(config), language="json")
         st.caption(
             "The address bar holds this whole setup: copy it to share it. Add `&hide=preset,data,augmentations,"
             "settings,code,history` (any of them) to hide controls a lesson does not need."

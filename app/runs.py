@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from app.privacy import remember_runs
 from app.state import runs_from_link, session_id
 from lab import figures, recordings
 from lab import history as hist
@@ -78,6 +79,7 @@ def watch_linked_runs() -> None:
     state = st.session_state
     if "active" not in state:
         state.active = runs_from_link()
+        remember_runs(state.active)
         state.pending = unsubmitted(get_worker(), state.active) if state.active else []
 
 
@@ -90,6 +92,7 @@ def start_comparison(configs: list[RunConfig]) -> None:
         )
         return
     st.session_state.active = tuple(c.key() for c in configs)
+    remember_runs(st.session_state.active)
     st.session_state.pending = left
 
 

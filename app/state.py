@@ -65,7 +65,7 @@ def session_id() -> str:
 
 # -- widgets <-> configuration ------------------------------------------------------------------
 def apply_config_to_widgets(config: RunConfig) -> None:
-    """Set every widget from a configuration (a preset, a reopened run)."""
+    """Set every widget from a configuration (a preset, a link), and say in `state.lowered` what the page changed."""
     state = st.session_state
     state.dataset = config.dataset
     state.data_dir = config.data_dir or ""
@@ -87,6 +87,25 @@ def apply_config_to_widgets(config: RunConfig) -> None:
     state.fill_mode = aug.fill_mode
     state.cval = float(aug.cval)
     state.rescale = aug.rescale
+    state.lowered = changes_made(config)
+
+
+def changes_made(asked: RunConfig) -> list[str]:
+    """Each setting the widgets could not take as asked (a cap, or the nearest choice), in words."""
+    state = st.session_state
+    changes = []
+    for name, label, unit in (("epochs", "epochs", ""), ("image_size", "image size", " px")):
+        if getattr(asked, name) != state[name]:
+            changes.append(f"{label} {getattr(asked, name)}{unit} → {state[name]}{unit}")
+    caps = limits()
+    if caps is not None and asked.train_images > caps.max_train_images:
+        state.train_images = caps.max_train_images
+        changes.append(f"training images {asked.train_images} → {caps.max_train_images}")
+    if asked.batch_size != state.batch_size:
+        changes.append(f"batch size {asked.batch_size} → {state.batch_size} (the nearest the page offers)")
+    if asked.learning_rate != state.learning_rate:
+        changes.append(f"learning rate {asked.learning_rate:g} → {state.learning_rate:g} (the nearest the page offers)")
+    return changes
 
 
 def config_from_widgets() -> RunConfig:
@@ -145,6 +164,9 @@ def init_state() -> None:
         state.hidden = {name for name in st.query_params.get("hide", "").split(",") if name in HIDEABLE}
         apply_config_to_widgets(config_from_link())
         state.seeds_per_side = seeds_from_link()
+        asked = seeds_asked()
+        if asked > state.seeds_per_side:
+            state.lowered.append(f"seeds per side {asked} → {state.seeds_per_side}")
     else:
         # Streamlit forgets the value of a widget that was not drawn in a run; hidden
         # controls must keep theirs.
@@ -164,13 +186,17 @@ def runs_from_link() -> tuple[str, ...] | None:
     return keys if len(keys) % 2 == 0 and 2 <= len(keys) <= 2 * MAX_SEEDS else None
 
 
-def seeds_from_link() -> int:
-    """`?seeds=N`, kept within the seeds this server allows; 1 when absent or unreadable."""
+def seeds_asked() -> int:
+    """`?seeds=N` as the link asks; 1 when absent or unreadable."""
     try:
-        count = int(st.query_params.get("seeds", "1"))
+        return max(1, int(st.query_params.get("seeds", "1")))
     except ValueError:
         return 1
-    return max(1, min(count, max_seeds()))
+
+
+def seeds_from_link() -> int:
+    """`?seeds=N`, kept within the seeds this server allows."""
+    return min(seeds_asked(), max_seeds())
 
 
 def config_from_link() -> RunConfig:

@@ -186,7 +186,10 @@ def test_a_link_names_an_upload_by_its_hash_not_by_a_server_path(lab_env, monkey
     # The link alone, in a new session, opens the same images.
     again = lab_env.page(query).run()
     assert sample_strips(again, ("birds", "fish")) == {"birds": 4, "fish": 4}
-    assert again.config()["data_dir"] == str(report.data_dir)
+    # Hosted, the configuration shown names the upload by its token, never by the server's folder.
+    shown = again.config()
+    assert shown["upload"] == query["upload"] and shown["data_dir"] is None
+    assert str(lab_env.data_root) not in json.dumps(shown)
 
     # On a server without that upload (or with a made-up name): a clear message, and the uploader to use.
     for token in ("0" * 16, "../../etc"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.privacy import public_text
 from app.runs import comparison_figure, comparison_running, get_worker, recorded_figure, recording_version, top_up
 from lab import history as hist
 from lab import recordings
@@ -79,7 +80,7 @@ def show_progress(side: str, status) -> None:
                 text=f"{side}: epoch {status.epochs_done} of {status.epochs_total}",
             )
     elif status.state == "failed":
-        st.error(f"{side}: the run failed. {status.error}")
+        st.error(f"{side}: the run failed. {public_text(status.error or '')}")
     elif status.state in ("cancelled", "interrupted"):
         st.warning(f"{side}: {status.state} after {status.epochs_done} epochs.")
 
@@ -99,7 +100,7 @@ def show_seeds_progress(side: str, statuses) -> None:
         st.caption(text + ".")
     for number, status in enumerate(statuses, start=1):
         if status.state == "failed":
-            st.error(f"{side}, seed {number} of {len(statuses)}: the run failed. {status.error}")
+            st.error(f"{side}, seed {number} of {len(statuses)}: the run failed. {public_text(status.error or '')}")
         elif status.state in ("cancelled", "interrupted"):
             st.warning(f"{side}, seed {number} of {len(statuses)}: {status.state} after {status.epochs_done} epochs.")
 

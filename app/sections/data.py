@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.privacy import hosted, public_text
 from app.state import image_sizes, limits, secrets, shown
 from lab.config import RunConfig
 from lab.data import registry
@@ -58,8 +59,13 @@ def show() -> registry.DatasetInfo | None:
         info = load_info(state.dataset, (state.data_dir or None), 0.2, state.seed)
     except registry.DatasetError as exc:
         message = st.empty()  # a failed download replaces this message: its own says what to do by hand
-        message.error(str(exc))
-        if is_downloadable(state.dataset) and not state.data_dir and shown("data"):
+        downloadable = is_downloadable(state.dataset) and not state.data_dir
+        if hosted() and downloadable:
+            # The steps by hand name the server's folders and a folder box visitors do not have.
+            message.info(f"{registry.REGISTRY[state.dataset].title} is not on this server yet: download it below.")
+        else:
+            message.error(public_text(str(exc)))
+        if downloadable and shown("data"):
             download_control(state.dataset, message)
         return None
     show_contents(info)
@@ -97,7 +103,7 @@ def download_control(name: str, message) -> None:
         ensure_dataset(name, progress)
     except DownloadError as exc:
         bar.empty()
-        message.error(str(exc))
+        message.error(public_text(str(exc)))
         return
     load_info.clear()
     st.rerun()
@@ -122,7 +128,7 @@ def upload_control() -> None:
             done[upload.file_id] = str(exc)
     report = done[upload.file_id]
     if isinstance(report, str):
-        st.error(report)
+        st.error(public_text(report))
         return
     st.success(report.summary())
     if state.data_dir != str(report.data_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.privacy import public_text
 from app.state import on_preset_change, shown
 from lab.presets import list_presets, load_preset
 
@@ -15,8 +16,14 @@ def show() -> None:
         "to the training and validation curves. Without augmentation the model memorises its training images; "
         "augmentation shows it new variants every epoch, in memory, and the curves move together."
     )
+    if lowered := st.session_state.get("lowered"):
+        st.info(
+            "This page changed what the link or preset asked, to keep within what it offers: "
+            + "; ".join(lowered)
+            + "."
+        )
     if "link_error" in st.session_state:
-        st.warning(st.session_state.pop("link_error"))
+        st.warning(public_text(st.session_state.pop("link_error")))
     if not shown("preset"):
         return
     names = list_presets()

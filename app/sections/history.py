@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.privacy import remember_runs, shareable_json, visible_runs
 from app.runs import get_worker
 from app.sections.augmentations import single_knobs
 from app.state import shown
@@ -16,7 +17,7 @@ def show() -> None:
     if not shown("history"):
         return
     st.header("5. History")
-    runs = get_worker().store.list_runs(limit=200)
+    runs = visible_runs(get_worker().store.list_runs(limit=200))
     if not runs:
         st.caption("Runs you train are kept in the run store and listed here.")
         return
@@ -32,6 +33,7 @@ def show() -> None:
     )
     if st.button("Open these two in the compare view"):
         st.session_state.active = (left, right)
+        remember_runs((left, right))
         st.session_state.pending = []
         st.query_params["runs"] = f"{left},{right}"
         st.rerun()
@@ -41,7 +43,10 @@ def show() -> None:
             "History (CSV)", hist.to_csv(run.history), file_name=f"{key}-history.csv", key=f"csv-{column}-{key}"
         )
         column.download_button(
-            "Configuration (JSON)", run.config.to_json(), file_name=f"{key}-config.json", key=f"json-{column}-{key}"
+            "Configuration (JSON)",
+            shareable_json(run.config, sort_keys=True),
+            file_name=f"{key}-config.json",
+            key=f"json-{column}-{key}",
         )
 
 

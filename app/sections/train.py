@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.privacy import public_text
 from app.runs import cancel_comparison, comparison_running, get_worker, start_comparison
 from app.state import BATCH_SIZES, LEARNING_RATES, limits, max_epochs, max_seeds, shown
 from lab import history as hist
@@ -29,7 +30,7 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
         config, notes = apply_limits(config, limits(), info.total("train"))
         configs = hist.comparison_configs(config, st.session_state.seeds_per_side)
     except ConfigError as exc:  # a seed too large for seed + 1, ... among them
-        st.error(str(exc))
+        st.error(public_text(str(exc)))
         return
     if notes:
         st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
