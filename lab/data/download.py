@@ -9,8 +9,9 @@ an archive's list of URLs, separated by spaces or commas.
 Everything happens in a temporary folder inside the data root: the zip is checked entry by
 entry and unpacked (`lab.data.archives`), and the class folders and the number of images in each
 are compared with the registry. A truncated or damaged download is removed and tried once
-more; a download with the wrong files is removed and reported. Only a dataset that passed
-every check is renamed into place, so a failed or interrupted download leaves nothing behind.
+more; a download with the wrong files is removed and reported; a full disk stops at once, with a
+message that says so. Only a dataset that passed every check is renamed into place, so a failed
+or interrupted download leaves nothing behind.
 
 Two ways to download. With a `progress` callback (the page) the lab reads the response in
 chunks with urllib and reports (bytes done, bytes in all) after each chunk: the page shows a
@@ -37,7 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.data.archives import ArchiveError, ZipLimits, dataset_root, publish, remove_stale, remove_tree, unpack_zip
+from lab.data.archives import (
+    ArchiveError,
+    ZipLimits,
+    dataset_root,
+    disk_full,
+    publish,
+    remove_stale,
+    remove_tree,
+    unpack_zip,
+)
 from lab.data.images import IMAGE_EXTENSIONS
 from lab.data.registry import DatasetError, DatasetInfo, default_data_root, get_info
 
@@ -164,20 +174,36 @@ def ensure_dataset(
     target = dataset_folder(name, root)
     if target.is_dir():
         return target
+    try:
+        _download(info, root, target, expected_sizes or info.split_sizes, progress)
+    except OSError as exc:
+        _stop_if_disk_full(info, exc)
+        raise
+    return target
+
+
+def _download(info: DatasetInfo, root: Path, target: Path, expected: dict, progress: Progress | None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     remove_stale(root, ".download-*", _STALE_SECONDS)
-    expected = expected_sizes or info.split_sizes
-    staging = Path(tempfile.mkdtemp(prefix=f".download-{name}-", dir=root))
-    meter = _Meter(progress, DOWNLOADS[name])
+    staging = Path(tempfile.mkdtemp(prefix=f".download-{info.name}-", dir=root))
+    meter = _Meter(progress, DOWNLOADS[info.name])
     try:
-        for index, archive in enumerate(DOWNLOADS[name]):
+        for index, archive in enumerate(DOWNLOADS[info.name]):
             meter.index = index
             _put_archive(info, archive, staging, root, expected, meter)
         meter.finish()
         publish(staging / "dataset", target)
     finally:
         remove_tree(staging)
-    return target
+
+
+def _stop_if_disk_full(info: DatasetInfo, exc: BaseException) -> None:
+    """A full disk is not worth another URL or another try: say so at once (and name no server path)."""
+    if disk_full(exc):
+        raise DownloadError(
+            f"{info.title} could not be downloaded: the disk is full: there is no space left for the lab's data "
+            "folder. Nothing was kept; free some space (or set LAB_DATA_DIR to a disk with room) and try again."
+        ) from exc
 
 
 def manual_steps(name: str, root: Path | None = None) -> str:
@@ -214,6 +240,7 @@ def _put_archive(info: DatasetInfo, archive: Archive, staging: Path, root: Path,
         try:
             return _install(saved, destination, wanted, archive, staging)
         except (ArchiveError, _WrongFiles) as exc:
+            _stop_if_disk_full(info, exc)
             raise DownloadError(
                 f"{info.title}: {saved} was used instead of downloading, but {exc}. It was left as it is: "
                 f"replace it with a good copy of {archive.urls[0]}, or delete it to download again."
@@ -231,9 +258,11 @@ def _put_archive(info: DatasetInfo, archive: Archive, staging: Path, root: Path,
             except _Unreachable as exc:
                 failures.append(f"{url}: {exc}")
             except _Incomplete as exc:
+                _stop_if_disk_full(info, exc)
                 reachable = worth_retrying = True
                 failures.append(f"{url}: the download stopped short ({exc}) and was removed")
             except ArchiveError as exc:
+                _stop_if_disk_full(info, exc)
                 worth_retrying = worth_retrying or exc.damaged
                 failures.append(f"{url}: {exc} The download was removed")
             except _WrongFiles as exc:
