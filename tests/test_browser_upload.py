@@ -169,18 +169,21 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
     assert page.get_by_role("alert").count() == 0, "no error or warning once the images are in"
     assert page.get_by_role("button", name="Train both runs").is_enabled()
     shoot(page, artifacts, "upload-02-unpacked")
-    link = page.url  # the address bar holds the setup, the upload named by its zip's hash, no server path
-    digest = hashlib.sha256(zips[PHOTOS].read_bytes()).hexdigest()[:16]
-    assert f"upload={digest}" in link and "data_dir" not in link, link
-    assert uploads_of(lab_root) == [digest], "unpacked once, under the zip's hash, no temporary folder left"
-    dataset = lab_root / "datasets" / "uploads" / digest / "dataset"
+    link = page.url  # the address bar holds the setup, the upload named by a random private token, no server path
+    token = re.search(r"upload=([0-9a-f]{32})\b", link)
+    assert token and "data_dir" not in link, link
+    token = token.group(1)
+    digest = hashlib.sha256(zips[PHOTOS].read_bytes()).hexdigest()
+    assert digest[:16] not in link, "hosted, the token is not the zip's hash: nobody can work it out from the zip"
+    assert uploads_of(lab_root) == [token], "unpacked once, under its token, no temporary folder left"
+    dataset = lab_root / "datasets" / "uploads" / token / "dataset"
     assert sorted(p.name for p in dataset.iterdir()) == ["cats", "dogs"], "the wrapping folder is stepped into"
     assert (dataset / "cats" / "cat 05 ü.png").is_file() and (dataset / "dogs" / "Hündchen Nr. 1.png").is_file()
     assert (dataset / "cats" / "notes.txt").is_file(), "unpacked as it is; the lab reads only the images"
     assert sorted(p.name for p in (lab_root / "datasets").iterdir()) == ["uploads"]
-    unpacked = tree(lab_root / "datasets")
+    unpacked = tree(dataset)
 
-    # The same zip in a fresh tab (a new session): recognised, nothing unpacked again.
+    # The same zip in a fresh tab (another visitor): a private folder of its own, and not a word about the first.
     context = browser.new_context(viewport=page.viewport_size)
     again = context.new_page()
     errors: list[str] = []
@@ -189,8 +192,9 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
         open_upload_page(again, server)
         upload(again, zips[PHOTOS])
         text = summary_text(again)
-        assert "The same zip was uploaded before: its folder is reused" in text, text
+        assert "uploaded before" not in text and "reused" not in text, text
         wait_for_samples(again, {"cats": 4, "dogs": 4})
+        assert len(uploads_of(lab_root)) == 2 and token in uploads_of(lab_root)
         shoot(again, artifacts, "upload-03-reused")
         # The link copied after the first upload opens the same images, with no upload.
         again.goto(link)
@@ -199,7 +203,7 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
     finally:
         context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
-    assert tree(lab_root / "datasets") == unpacked, "nothing was written or touched the second time"
+    assert tree(dataset) == unpacked, "the first visitor's images were not touched"
 
 
 def test_a_zip_with_an_entry_that_climbs_out_is_refused(page, server, zips, lab_root, artifacts):  # noqa: F811
@@ -217,7 +221,7 @@ def test_a_zip_with_an_entry_that_climbs_out_is_refused(page, server, zips, lab_
     after = contents(lab_root / "datasets")
     assert after - {"uploads/"} == before - {"uploads/"}, "nothing was written in the data folder"
     assert not [p for p in (lab_root / "datasets").rglob("*") if p.name.startswith(".")], "no temporary folder left"
-    assert all(re.fullmatch(r"[0-9a-f]{16}", name) for name in uploads_of(lab_root)), uploads_of(lab_root)
+    assert all(re.fullmatch(r"[0-9a-f]{16}|[0-9a-f]{32}", name) for name in uploads_of(lab_root)), uploads_of(lab_root)
     escaped = [*lab_root.rglob("evil.png"), *lab_root.parent.glob("evil.png"), *REPO.glob("evil.png")]
     assert not escaped, f"written outside the uploads folder: {escaped}"
 

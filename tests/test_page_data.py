@@ -180,7 +180,7 @@ def test_a_link_names_an_upload_by_its_hash_not_by_a_server_path(lab_env, monkey
     report = ingest_upload(zip_bytes(class_files(("birds", "fish"), 5, prefix="mine/")), "mine.zip", lab_env.data_root)
     page = lab_env.page({"preset": "quick", "dataset": "folder", "data_dir": str(report.data_dir)}).run()
     query = page.query()
-    assert query["upload"] == report.content_hash[:16] and "data_dir" not in query
+    assert query["upload"] == report.token and "data_dir" not in query
     assert str(lab_env.data_root) not in json.dumps(query)
 
     # The link alone, in a new session, opens the same images.

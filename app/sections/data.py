@@ -123,7 +123,7 @@ def upload_control() -> None:
     done = state.setdefault("uploads", {})
     if upload.file_id not in done:
         try:
-            done[upload.file_id] = ingest_upload(upload.getvalue(), upload.name)
+            done[upload.file_id] = ingest_upload(upload.getvalue(), upload.name, private=hosted())
         except registry.DatasetError as exc:
             done[upload.file_id] = str(exc)
     report = done[upload.file_id]
