@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import re
@@ -16,7 +18,7 @@ from typing import Any
 from lab import history as hist
 from lab.config import MAX_SEEDS, ConfigError, RunConfig
 from lab.errors import RunCancelled, TrainingFailed
-from lab.presets import list_presets, load_preset
+from lab.presets import broken_presets, list_presets, load_preset
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -76,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--record",
             metavar="NAME",
             help="also save the result as experiments/recorded/NAME.json (configuration, machine, date, duration, "
-            "histories), for the page to replay",
+            "histories), for the page to replay; an existing NAME is refused before training unless --force",
         )
+        sub.add_argument("--force", action="store_true", help="with --record: replace an existing recording NAME")
     commands.choices["compare"].add_argument(
         "--seeds",
         metavar="N",
@@ -166,19 +169,42 @@ def main(argv: list[str] | None = None) -> int:
     from lab.data.registry import DatasetError
 
     try:
+        _check_record(args.record, args.force)
         name, config = resolve_config(args.preset, args.data, args.overrides)
-        if args.record and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.record):
-            raise ConfigError(f"--record {args.record!r}: use letters, digits, '_', '-' and '.' only")
         if args.command == "compare" and not config.augmentation.enabled:
             raise ConfigError("the configuration has no augmentation switched on: nothing to compare against")
         seeds = _check_seeds(args, config)
         out = Path(args.out) if args.out else _default_run_folder(name, config)
-        if seeds > 1:
-            return _exit_code(_train_seeds_and_report, args, name, config, seeds, out)
-        return _exit_code(_train_and_report, args, name, config, out)
+        _check_out(out, "--out" if args.out else "the run folder")
     except (ConfigError, DatasetError) as exc:
         print(f"python -m lab: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    folder = RunFolder(out)
+    if seeds > 1:
+        return _exit_code(folder, _train_seeds_and_report, args, name, config, seeds, folder)
+    return _exit_code(folder, _train_and_report, args, name, config, folder)
+
+
+def _check_record(record: str | None, force: bool) -> None:
+    """A --record NAME that is a plain file name and, unless --force, not yet taken: before any training."""
+    from lab.recordings import recording_path
+
+    if not record:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", record):
+        raise ConfigError(f"--record {record!r}: use letters, digits, '_', '-' and '.' only")
+    if not force and recording_path(record).exists():
+        said = "a recording of that name exists; add --force to replace it, or choose another name"
+        raise ConfigError(f"--record {record}: {said}")
+
+
+def _check_out(out: Path, label: str) -> None:
+    """The run folder is a folder, or can become one: no file in its place or in a parent's."""
+    for path in (out, *out.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise ConfigError(f"{label} {out}: {path} is a file, not a folder")
+            return
 
 
 def _check_seeds(args, config: RunConfig) -> int:
@@ -195,21 +221,108 @@ def _check_seeds(args, config: RunConfig) -> int:
     return seeds
 
 
-def _exit_code(command: Callable[..., int], *args: Any) -> int:
-    """Run a training command: its own exit code, or that of a cancel or a failed run (said on stderr)."""
+def _exit_code(folder: RunFolder, command: Callable[..., int], *args: Any) -> int:
+    """Run a training command: its own exit code, or that of a cancel or a failed run (said on stderr).
+
+    A run that does not finish takes back what it wrote (half a run's files would read as a result).
+    """
     try:
         return command(*args)
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    except RunCancelled:
-        return EXIT_CANCELLED
-    except TrainingFailed as exc:
-        print(f"python -m lab: training failed: {exc}", file=sys.stderr)
+    except (KeyboardInterrupt, RunCancelled, TrainingFailed, WriteFailed, OSError) as exc:
+        folder.discard()
+        if isinstance(exc, RunCancelled | KeyboardInterrupt):
+            if isinstance(exc, KeyboardInterrupt):
+                print("cancelled", file=sys.stderr)
+            return EXIT_CANCELLED
+        if isinstance(exc, OSError):
+            said = f"training failed: {_os_reason(exc)}" + (f" ({exc.filename})" if exc.filename else "")
+        else:
+            said = str(exc) if isinstance(exc, WriteFailed) else f"training failed: {exc}"
+        print(f"python -m lab: {said}", file=sys.stderr)
         return EXIT_FAILED
 
 
-def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
+class WriteFailed(Exception):
+    """A file or folder of the run could not be written; the message says which and why, in one line."""
+
+    def __init__(self, action: str, exc: OSError) -> None:
+        super().__init__(f"{_os_reason(exc)}: could not {action}")
+
+
+def _os_reason(exc: OSError) -> str:
+    """Why a file operation failed, in words; the two a user can act on by name."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class RunFolder:
+    """The run folder one command writes, and how to take its writes back when the run fails.
+
+    After a failed or cancelled run a user expects the disk as it was: the folders the run made
+    go (when nothing else was put in them), the files it added go, and a file it replaced (an
+    earlier run's summary.json in the same --out) comes back. Nothing else is touched.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._made: list[Path] = []  # outermost first
+        self._added: list[Path] = []
+        self._set_aside: dict[Path, Path] = {}  # a replaced file -> its earlier version
+
+    def open(self) -> None:
+        missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue  # made meanwhile by someone else: not ours to remove
+            except OSError as exc:
+                raise WriteFailed(f"create the folder {folder}", exc) from None
+            self._made.append(folder)
+
+    def write(self, name: str, text: str) -> None:
+        path = self.path / name
+        try:
+            if path not in self._added and path not in self._set_aside:
+                self._note(path)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise WriteFailed(f"write {path}", exc) from None
+
+    def _note(self, path: Path) -> None:
+        if path.is_file() or path.is_symlink():
+            # Moved, not copied: a full disk cannot stop it, and a rename is all it takes to undo.
+            earlier = path.with_name(f".{path.name}.before-run-{os.getpid()}")
+            path.replace(earlier)
+            self._set_aside[path] = earlier
+        else:
+            self._added.append(path)
+
+    def keep(self) -> None:
+        """The run finished: nothing is to be taken back, and the files it replaced are not needed."""
+        for earlier in self._set_aside.values():
+            with contextlib.suppress(OSError):
+                earlier.unlink()
+        self._added, self._set_aside, self._made = [], {}, []
+
+    def discard(self) -> None:
+        # Each step on its own: one that fails must not stop the others, nor end in a traceback.
+        for path in self._added:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        for path, earlier in self._set_aside.items():
+            with contextlib.suppress(OSError):
+                earlier.replace(path)
+        for folder in reversed(self._made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a file someone else put there stays
+        self._added, self._set_aside, self._made = [], {}, []
+
+
+def _train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
     from lab.training.train import compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
@@ -217,7 +330,7 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     _write_config(out, name, config)
     print(
         f"{args.command} {name} ({config.key()}): {config.dataset}, {config.image_size} px, "
-        f"{config.epochs} epochs -> {out}",
+        f"{config.epochs} epochs -> {out.path}",
         flush=True,
     )
     if args.command == "compare":
@@ -228,20 +341,35 @@ def _train_and_report(args, name: str, config: RunConfig, out: Path) -> int:
     seconds = time.perf_counter() - started
     summaries = {side: hist.summarize(rows) for side, rows in runs.items()}
     for side, rows in runs.items():
-        (out / f"{side}.csv").write_text(hist.to_csv(rows), encoding="utf-8")
+        out.write(f"{side}.csv", hist.to_csv(rows))
     report = {"runs": summaries, "seconds": round(seconds, 2)}
-    if args.record:
-        from lab.recordings import save_recording
-
-        print(f"recorded: {save_recording(args.record, name, config, runs, seconds)}")
-    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.write("summary.json", json.dumps(report, indent=2) + "\n")
+    out.keep()
+    if args.record and not _record(args, name, config, runs, seconds, out.path):
+        return EXIT_FAILED
     _print_table(summaries, seconds)
     if args.json:
         print(json.dumps(report))
     return 0
 
 
-def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: Path) -> int:
+def _record(args, name: str, config: RunConfig, runs: dict[str, Any], seconds: float, out: Path) -> bool:
+    """Save the finished run as a recording; False (said on stderr) when it could not: the run folder stays."""
+    from lab.recordings import recording_path, save_recording
+
+    try:
+        print(f"recorded: {save_recording(args.record, name, config, runs, seconds, replace=args.force)}")
+        return True
+    except FileExistsError:
+        said = "a recording of that name was saved while this run trained; it was not replaced"
+        print(f"python -m lab: error: --record {args.record}: {said} (this run is in {out})", file=sys.stderr)
+    except OSError as exc:
+        action = f"write {recording_path(args.record)}"
+        print(f"python -m lab: {WriteFailed(action, exc)}; the run is kept in {out}", file=sys.stderr)
+    return False
+
+
+def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: RunFolder) -> int:
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
     from lab.history import seed_values
     from lab.training.train import compare
@@ -252,7 +380,7 @@ def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out:
     values = seed_values(config.seed, seeds)
     print(
         f"compare {name} ({config.key()}): {config.dataset}, {config.image_size} px, {config.epochs} epochs, "
-        f"seeds {values[0]}-{values[-1]} -> {out}",
+        f"seeds {values[0]}-{values[-1]} -> {out.path}",
         flush=True,
     )
     runs: dict[str, list[Any]] = {"baseline": [], "augmented": []}
@@ -266,9 +394,10 @@ def _train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out:
     seconds = time.perf_counter() - started
     for side, histories in runs.items():
         for seed, rows in zip(values, histories, strict=True):
-            (out / f"{side}-seed{seed}.csv").write_text(hist.to_csv(rows), encoding="utf-8")
+            out.write(f"{side}-seed{seed}.csv", hist.to_csv(rows))
     report = _seeds_report(runs, values, seconds)
-    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.write("summary.json", json.dumps(report, indent=2) + "\n")
+    out.keep()
     _print_seeds_table(runs, report, seconds)
     if args.json:
         print(json.dumps(report))
@@ -343,16 +472,18 @@ def _default_run_folder(name: str, config: RunConfig) -> Path:
     return Path(os.environ.get("LAB_RUNS_DIR", "runs")) / f"{stamp}-{name}-{config.key()}"
 
 
-def _write_config(out: Path, name: str, config: RunConfig) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(f"# preset: {name}\n" + config.to_toml(), encoding="utf-8")
-    (out / "config.json").write_text(config.to_json() + "\n", encoding="utf-8")
+def _write_config(out: RunFolder, name: str, config: RunConfig) -> None:
+    out.open()
+    out.write("config.toml", f"# preset: {name}\n" + config.to_toml())
+    out.write("config.json", config.to_json() + "\n")
 
 
 def _print_presets() -> int:
     for name in list_presets():
         preset = load_preset(name)
         print(f"{name:<26} {preset.title}")
+    for name, problem in broken_presets().items():
+        print(f"python -m lab: preset '{name}' left out: {problem}", file=sys.stderr)
     return 0
 
 

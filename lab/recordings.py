@@ -8,9 +8,12 @@ column (`{"epoch": [...], "loss": [...], ...}`) and read back as epoch rows (`la
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,13 +59,27 @@ def machine_name() -> str:
     return f"{os.cpu_count()} cores, {cpu}{accelerator}"
 
 
+def recording_path(name: str, folder: Path | None = None) -> Path:
+    """Where the recording NAME lives: experiments/recorded/NAME.json (or in `folder`)."""
+    return (folder or RECORDINGS_DIR) / f"{name}.json"
+
+
 def save_recording(
-    name: str, preset: str, config: RunConfig, runs: dict[str, Any], seconds: float, folder: Path | None = None
+    name: str,
+    preset: str,
+    config: RunConfig,
+    runs: dict[str, Any],
+    seconds: float,
+    folder: Path | None = None,
+    replace: bool = True,
 ) -> Path:
-    """Save `runs` (side -> history: rows, or a DataFrame) as experiments/recorded/NAME.json (or in `folder`)."""
-    folder = folder or RECORDINGS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
+    """Save `runs` (side -> history: rows, or a DataFrame) as experiments/recorded/NAME.json (or in `folder`).
+
+    With `replace=False` an existing NAME.json is left as it is and FileExistsError raised. A
+    failed write (a full disk) leaves the earlier file and no temporary one.
+    """
+    path = recording_path(name, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if config.dataset != "folder":
         # A named dataset is the same files wherever it lives: the recording keeps no path of this machine.
         config = config.replace(data_dir=None)
@@ -75,10 +92,33 @@ def save_recording(
         "seconds": round(seconds, 1),
         "runs": {side: _columns(history) for side, history in runs.items()},
     }
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    temporary.replace(path)  # never a half-written recording
+    # A temporary file of its own (two people may record at once), moved into place whole:
+    # never a half-written recording.
+    handle, temporary_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".json.tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary_name)
+    try:
+        temporary.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        _move_into_place(temporary, path, replace)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return path
+
+
+def _move_into_place(temporary: Path, path: Path, replace: bool) -> None:
+    if replace:
+        temporary.replace(path)
+        return
+    try:
+        os.link(temporary, path)  # fails with FileExistsError, atomically, when the name is taken
+    except FileExistsError:
+        raise
+    except OSError:
+        # A file system without hard links: check, then move (a narrow race, not a silent one).
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "a recording of that name exists", str(path)) from None
+        temporary.replace(path)
 
 
 def list_recordings(folder: Path | None = None) -> list[str]:
@@ -87,7 +127,7 @@ def list_recordings(folder: Path | None = None) -> list[str]:
 
 
 def load_recording(name: str, folder: Path | None = None) -> Recording:
-    path = (folder or RECORDINGS_DIR) / f"{name}.json"
+    path = recording_path(name, folder)
     data = json.loads(path.read_text(encoding="utf-8"))
     runs = {side: _rows(columns) for side, columns in data["runs"].items()}
     return Recording(
