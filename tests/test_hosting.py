@@ -140,3 +140,29 @@ def test_hosted_mode_caps_the_seeds_per_side(laptop, monkeypatch):
     assert hosting.host_limits().max_seeds == 3
     monkeypatch.setenv("LAB_MAX_SEEDS", "2")
     assert hosting.host_limits().max_seeds == 2
+
+
+def test_the_servers_queue_is_bounded_when_hosted_and_the_bound_moves(laptop, monkeypatch):
+    monkeypatch.delenv("LAB_MAX_QUEUED", raising=False)
+    assert hosting.max_queued() is None  # a laptop: no bound
+    assert hosting.max_queued({"hosted": True}) == hosting.HOSTED_MAX_QUEUED == 24
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    assert hosting.max_queued() == 24
+    monkeypatch.setenv("LAB_MAX_QUEUED", "8")
+    assert hosting.max_queued() == 8
+    monkeypatch.setenv("LAB_MAX_QUEUED", "0")
+    assert hosting.max_queued() is None
+
+
+def test_over_caps_names_each_setting_over_its_cap(laptop):
+    limits = hosting.HostLimits()
+    config = load_preset("cats_vs_dogs_course").config  # 150 px, 100 epochs, all 2,000 images
+    assert hosting.over_caps(config, None) == []
+    over = hosting.over_caps(config, limits, train_count=2000)
+    assert over == [
+        "image size 150 px is over this server's cap of 96 px",
+        "100 epochs is over this server's cap of 30",
+        "2000 training images is over this server's cap of 1000",
+    ]
+    capped, _ = hosting.apply_limits(config, limits, train_count=2000)
+    assert hosting.over_caps(capped, limits, train_count=2000) == []

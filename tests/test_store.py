@@ -390,3 +390,23 @@ def test_default_root_follows_the_environment(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere").is_dir()
     monkeypatch.delenv("LAB_RUN_STORE")
     assert default_store_root() == Path.home() / ".cache" / "overfitting-lab" / "runs"
+
+
+def test_a_run_cancelled_for_a_reason_keeps_the_reason(tmp_path):
+    store = RunStore(tmp_path)
+    clicked, unwatched = config(seed=1), config(seed=2)
+    for cfg in (clicked, unwatched):
+        store.record_queued(cfg)
+        store.record_start(cfg.key())
+        store.record_epoch(cfg.key(), rows(1))
+    store.record_cancel(clicked.key())
+    store.record_cancel(unwatched.key(), rows(1), reason="cancelled: nobody was watching the run")
+
+    assert store.load(clicked.key()).status.error is None
+    status = store.load(unwatched.key()).status
+    assert (status.state, status.error, status.epochs_done) == (
+        "cancelled",
+        "cancelled: nobody was watching the run",
+        1,
+    )
+    assert store.cache_hit(unwatched.key()) is None

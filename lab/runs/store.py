@@ -286,9 +286,13 @@ class RunStore:
         """Training raised: keep the error text and whatever epochs finished."""
         return self._end(key, "failed", history, error=error)
 
-    def record_cancel(self, key: str, history: list[Row] | None = None) -> RunStatus:
-        """A user cancelled the run (queued or running); partial history is kept."""
-        return self._end(key, "cancelled", history, error=None)
+    def record_cancel(self, key: str, history: list[Row] | None = None, reason: str | None = None) -> RunStatus:
+        """The run was cancelled (queued or running); partial history is kept.
+
+        `reason` is kept as the status's error text when it was not a user's click
+        (e.g. "cancelled: nobody was watching the run").
+        """
+        return self._end(key, "cancelled", history, error=reason)
 
     def record_interrupted(self, key: str, history: list[Row] | None = None) -> RunStatus:
         """The run was stopped by a shutdown rather than by a user or an error."""
