@@ -239,6 +239,7 @@ def test_cancel_from_one_of_two_watching_browsers_leaves_the_run_to_the_other(ma
     assert worker.cancel(a.key(), "teacher") == "cancelled"
     assert wait_for(worker, a.key()).state == "cancelled"
     assert worker.cancel(a.key(), "teacher") == "unknown"
+    assert worker.cancel("../../etc", "teacher") == "unknown"  # a link can carry anything
 
 
 def test_cancel_outcomes_are_strings_and_only_unknown_is_false(make_worker, trainer):
@@ -328,6 +329,28 @@ def test_a_run_watched_only_through_another_server_is_not_cancelled(make_worker,
     assert holder.status(shared.key()).state == "running"
     trainer.release(shared)
     assert wait_for(follower, shared.key()).state == "done"
+
+
+def test_a_followed_run_nobody_here_watches_is_no_longer_followed_but_goes_on(make_worker, trainer, clock):
+    holder, follower = make_worker(), make_worker(unwatched_seconds=60)
+    a, b = cfg(1), cfg(2)
+    for config in (a, b):
+        trainer.hold(config, at_epoch=1)
+        holder.submit(config, owner="teacher")
+    assert trainer.started_event(a).wait(WAIT)
+    follower.submit(a, owner="closed tab")
+    follower.submit(b, owner="student")
+    assert follower.cancel(b.key(), "student") == "unwatched"  # only this server stops following it
+    assert not follower.status(b.key()).elsewhere
+
+    clock.now += 61
+    wait_until(lambda: not follower.status(a.key()).elsewhere, "the follower to let go")
+    assert follower.status(a.key()).state == "running"  # from the store: its server still trains it
+    assert (holder.status(a.key()).state, holder.status(b.key()).state) == ("running", "queued")
+    trainer.release_all()
+    assert wait_for(holder, b.key()).state == "done"
+    assert wait_for(follower, a.key()).state == "done"
+    assert trainer.calls == [a.key(), b.key()]
 
 
 SUBPROCESS_WORKER = """

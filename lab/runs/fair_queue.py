@@ -5,8 +5,6 @@ Not thread-safe on its own: the worker calls it with its lock held.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from lab.runs.jobs import Job
 
 # Owners take turns of this many jobs, the two runs of one comparison, so one visitor
@@ -26,9 +24,6 @@ class FairQueue:
 
     def __len__(self) -> int:
         return len(self._jobs)
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(list(self._jobs))
 
     def append(self, job: Job) -> None:
         self._jobs.append(job)

@@ -91,7 +91,11 @@ class Watching:
 
     def _watched_remotely(self, key: str, seconds: float) -> bool:
         """Whether a page of another worker following this run watched it lately."""
-        return claims.watched_within(self.store.run_dir(key), seconds, wall_clock())
+        try:
+            folder = self.store.run_dir(key)
+        except ValueError:  # not a run key (a link can carry anything)
+            return False
+        return claims.watched_within(folder, seconds, wall_clock())
 
     # -- the sweep: unwatched runs, followed runs (the worker thread) ---------------------
     def _sweep(self) -> None:

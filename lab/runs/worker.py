@@ -260,7 +260,7 @@ class Worker(Watching):
             close()
         return not self._thread.is_alive()
 
-    # -- bookkeeping (the caller holds the lock) -------------------------------------------
+    # -- bookkeeping (the helpers below `_live` expect the lock held) ----------------------
     def _status_from_memory(self, key: str, watcher: str | None) -> JobStatus | None:
         """The status of a job this worker knows (queued, running, followed or recently finished)."""
         with self._cond:
@@ -387,7 +387,7 @@ class Worker(Watching):
         with self._cond:
             if self._stopping:
                 return False
-            if not len(self._queue):
+            if not self._queue:
                 following = any(job.follower for job in self._jobs.values())
                 self._cond.wait(watching.SWEEP_SECONDS if following else None)
                 return True
@@ -399,7 +399,7 @@ class Worker(Watching):
                     return False
         try:
             with self._cond:
-                if self._stopping or not len(self._queue):
+                if self._stopping or not self._queue:
                     return True  # cancelled while we waited for the lock
                 job = self._queue.take()
                 job.state = "running"
