@@ -7,6 +7,7 @@ listed, so that nothing the pipeline cannot decode reaches it.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 
 from lab.config import RunConfig
 from lab.data import builtin
-from lab.data.images import IMAGE_EXTENSIONS, check_image, load_rgb
+from lab.data.archives import dataset_root
+from lab.data.images import LAB_FORMATS, check_image, load_preview
 from lab.data.registry import DatasetError, DatasetInfo, FileNote, default_data_root, get_info
 
 
@@ -99,13 +101,15 @@ def list_dataset(config: RunConfig) -> Listing:
 
 
 def list_folder(path: Path, info: DatasetInfo, validation_split: float, seed: int) -> Listing:
-    """List a `train/<class>/ + validation/<class>/` folder, or split `<class>/` folders."""
+    """List a `train/<class>/ + validation/<class>/` folder, or split `<class>/` folders; either may
+    sit inside one wrapping folder."""
+    path = _step_into_wrapper(path, info)
     train_dir = _first_existing(path, info.train_dirs)
     validation_dir = _first_existing(path, info.validation_dirs)
     found = _Found()
     if train_dir and validation_dir:
-        class_names = _class_folders(train_dir)
-        validation_classes = _class_folders(validation_dir)
+        class_names = _class_folders(train_dir, path)
+        validation_classes = _class_folders(validation_dir, path)
         if validation_classes != class_names:
             raise DatasetError(
                 f"{path}: training classes {list(class_names)} and validation classes "
@@ -116,7 +120,8 @@ def list_folder(path: Path, info: DatasetInfo, validation_split: float, seed: in
             "validation": _list_images(validation_dir, class_names, found, path),
         }
     else:
-        class_names = _class_folders(path)
+        _refuse_half_split(path, train_dir or validation_dir, info)
+        class_names = _class_folders(path, path)
         files = _split(_list_images(path, class_names, found, path), len(class_names), validation_split, seed)
     result = Listing(
         root=path,
@@ -132,6 +137,30 @@ def list_folder(path: Path, info: DatasetInfo, validation_split: float, seed: in
     return result
 
 
+def _step_into_wrapper(path: Path, info: DatasetInfo) -> Path:
+    """The folder inside lone wrapping folders (`photos_parent/photos/cats/...` -> `photos`), as for zips."""
+    try:
+        inner = dataset_root(path)
+    except PermissionError as exc:
+        unreadable = _within(Path(exc.filename), path) if exc.filename else f"{path.name}/"
+        raise DatasetError(f"{path}: permission denied: the lab may not read the folder {unreadable}") from None
+    # dataset_root steps into a lone train/ too: stay above it, so that the missing validation/ is named.
+    while inner != path and inner.name in (*info.train_dirs, *info.validation_dirs):
+        inner = inner.parent
+    return inner
+
+
+def _refuse_half_split(path: Path, half: Path | None, info: DatasetInfo) -> None:
+    """A train/ without validation/ (or the reverse), with no class folders beside it, names what is missing."""
+    if half is None or any(name != half.name for name in _folder_names(path, path)):
+        return  # no split folder, or a class that happens to be called "train" among others
+    lacks = info.validation_dirs[0] if half.name in info.train_dirs else info.train_dirs[0]
+    raise DatasetError(
+        f"{path} has {half.name}/ but no {lacks}/ folder: add {lacks}/<class>/ folders, or put the class folders "
+        "at the top to have a fraction held out"
+    )
+
+
 @dataclass
 class _Found:
     """What listing met besides usable images; filled in while listing."""
@@ -143,14 +172,36 @@ class _Found:
 
 
 def _first_existing(path: Path, names: tuple[str, ...]) -> Path | None:
-    for name in names:
-        if (path / name).is_dir():
-            return path / name
-    return None
+    folders = _folder_names(path, path)
+    return next((path / name for name in names if name in folders), None)
 
 
-def _class_folders(path: Path) -> tuple[str, ...]:
-    names = tuple(sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")))
+def _folder_names(path: Path, root: Path) -> list[str]:
+    """The visible subfolders of `path`; an unreadable `path` is a `DatasetError` naming it within `root`."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(e.name for e in entries if not e.name.startswith(".") and _is_folder(e))
+    except PermissionError:
+        raise DatasetError(
+            f"{root}: permission denied: the lab may not read the folder {_within(path, root)}"
+        ) from None
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _within(path: Path, root: Path) -> str:
+    """`path` named relative to the dataset's root, as a folder: "cats/", or "f/" for the root itself."""
+    relative = path.relative_to(root).as_posix()
+    return f"{root.name if relative == '.' else relative}/"
+
+
+def _class_folders(path: Path, root: Path) -> tuple[str, ...]:
+    names = tuple(_folder_names(path, root))
     if len(names) == 0:
         raise DatasetError(f"{path} has no class folders: put each class's images in a subfolder named after it")
     if len(names) == 1:
@@ -166,9 +217,7 @@ def _list_images(path: Path, class_names: tuple[str, ...], found: _Found, root: 
     (named relative to the dataset's `root`)."""
     items = []
     for label, name in enumerate(class_names):
-        for file in sorted((path / name).rglob("*")):
-            if not file.is_file() or file.name.startswith("."):
-                continue
+        for file in _files_under(path / name, root, found):
             relative = str(file.relative_to(root))
             verdict = check_image(file)
             if not verdict.is_image:
@@ -182,6 +231,19 @@ def _list_images(path: Path, class_names: tuple[str, ...], found: _Found, root: 
                 if verdict.with_pillow:
                     found.with_pillow.add(str(file))
     return items
+
+
+def _files_under(folder: Path, root: Path, found: _Found) -> list[Path]:
+    """The visible files under `folder`, sorted; a folder the lab may not read is recorded in `found`."""
+    files = []
+
+    def note_unreadable(error: OSError) -> None:
+        found.skipped.append(FileNote(_within(Path(error.filename), root), "permission denied"))
+
+    for parent, _, names in os.walk(folder, onerror=note_unreadable):
+        files += [Path(parent) / name for name in names if not name.startswith(".")]
+    # Sorted as paths, as rglob's results were: a folder's files by their full relative names.
+    return sorted(file for file in files if file.is_file())
 
 
 def _split(items, num_classes: int, fraction: float, seed: int) -> dict[str, list[tuple[str, int]]]:
@@ -205,8 +267,7 @@ def _check_usable(listing: Listing) -> None:
         skipped = f"; {plural(len(left_out), 'file')} skipped ({tally_notes(left_out)})" if left_out else ""
         if not items:
             raise DatasetError(
-                f"{listing.root}: no images found for {split} (looked for {', '.join(IMAGE_EXTENSIONS)} "
-                f"and any other format Pillow reads){skipped}"
+                f"{listing.root}: no images found for {split} (looked for {', '.join(LAB_FORMATS)} images){skipped}"
             )
         if empty:
             raise DatasetError(
@@ -243,9 +304,10 @@ def sample_images(config: RunConfig, per_class: int = 4, split: str = "train") -
 
     found = list_dataset(config)
     samples: dict[str, np.ndarray] = {}
-    size = (config.image_size, config.image_size)
+    side = config.image_size
     for i, name in enumerate(found.class_names):
         paths = [p for p, label in found.files[split] if label == i][:per_class]
-        images = [np.asarray(Image.fromarray(load_rgb(path)).resize(size, Image.Resampling.BILINEAR)) for path in paths]
-        samples[name] = np.stack(images)
+        # Reduced while decoding: a 9000-px photo never reaches the resize whole.
+        previews = [load_preview(path, side) for path in paths]
+        samples[name] = np.stack([np.asarray(p.resize((side, side), Image.Resampling.BILINEAR)) for p in previews])
     return samples

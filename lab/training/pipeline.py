@@ -6,6 +6,7 @@ changed, and memory does not grow with the number of variants.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from lab.data import builtin
 from lab.data.images import load_rgb
 from lab.data.listing import list_dataset, resolve_folder
 from lab.data.registry import DatasetError
+
+log = logging.getLogger(__name__)
 
 # Decoded images are cached in memory while they fit in this budget; past it they are
 # decoded again every epoch instead of swapping the machine to death.
@@ -36,6 +39,9 @@ class Data:
     validation_count: int
     image_size: int
     ignored: list[str] = field(default_factory=list)
+    # Per split, a flag per file that turns 1 once the file has decoded (`skipped_in_decoding`).
+    decoded: dict[str, Any] = field(default_factory=dict)
+    skip_logged: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -61,15 +67,31 @@ def load(config: RunConfig) -> Data:
     per_image = size * size * 3
     cache_train = len(train_files) * per_image <= budget
     cache_validation = (len(train_files) + len(found.files["validation"])) * per_image <= budget
+    train, train_decoded = _decode_files(train_files, size, cache_train, found.with_pillow)
+    validation, validation_decoded = _decode_files(found.files["validation"], size, cache_validation, found.with_pillow)
     return Data(
-        train=_decode_files(train_files, size, cache_train, found.with_pillow, tolerant=True),
-        validation=_decode_files(found.files["validation"], size, cache_validation, found.with_pillow),
+        train=train,
+        validation=validation,
         class_names=found.class_names,
         train_count=len(train_files),
         validation_count=len(found.files["validation"]),
         image_size=size,
         ignored=found.ignored,
+        decoded={"train": train_decoded, "validation": validation_decoded},
     )
+
+
+def skipped_in_decoding(data: Data) -> dict[str, int]:
+    """How many files of each split failed to decode and were dropped, {"train": n, "validation": m}.
+
+    Counted from the files that did decode, so it is exact once each split has been read
+    through once (after a run's first epoch); before that it counts the files not read yet.
+    """
+    counts = {"train": data.train_count, "validation": data.validation_count}
+    return {
+        split: count - int(data.decoded[split].numpy().sum()) if split in data.decoded else 0
+        for split, count in counts.items()
+    }
 
 
 def decoded_key(config: RunConfig) -> tuple:
@@ -101,13 +123,14 @@ def _decode_files(
     size: int,
     cache: bool,
     with_pillow: frozenset[str] = frozenset(),
-    tolerant: bool = False,
 ):
+    """The decoded dataset of `items`, and its flags: one per file, set to 1 once it has decoded."""
     import tensorflow as tf
 
     paths = tf.constant([p for p, _ in items])
     labels = tf.constant([label for _, label in items], dtype=tf.int32)
     pillow = tf.constant([p in with_pillow for p, _ in items], dtype=tf.bool)
+    decoded = tf.Variable(tf.zeros([len(items)], tf.int32), trainable=False)
 
     def decode_with_tensorflow(path):
         # channels=3 turns grayscale, palette and RGBA (alpha dropped) into RGB, 16 bits into 8.
@@ -117,7 +140,7 @@ def _decode_files(
         image = tf.numpy_function(lambda p: load_rgb(p.decode()), [path], tf.uint8, stateful=False)
         return tf.ensure_shape(image, (None, None, 3))
 
-    def decode(path, label, by_pillow):
+    def decode(index, path, label, by_pillow):
         if with_pillow:
             image = tf.cond(by_pillow, lambda: decode_with_pillow(path), lambda: decode_with_tensorflow(path))
         else:
@@ -126,17 +149,20 @@ def _decode_files(
         # Keep uint8 until the model needs floats: a quarter of the memory in the cache.
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         image.set_shape((size, size, 3))
-        return image, label
+        return index, image, label
 
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, pillow))
+    def mark_decoded(index, image, label):
+        with tf.control_dependencies([decoded.scatter_nd_update([[index]], [1])]):
+            return tf.identity(image), label
+
+    indices = tf.range(len(items), dtype=tf.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((indices, paths, labels, pillow))
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if tolerant:
-        # Listing already refused every file that fails to decode; should one change on disk
-        # after that, it is dropped (with a logged warning) rather than ending the run. Only
-        # for the repeated training split: it makes the length unknown, which Keras warns
-        # about on a validation split.
-        dataset = dataset.ignore_errors(log_warning=True)
-    return dataset.cache() if cache else dataset
+    # Listing refused every file it found damaged, but a file can change on disk after that, or
+    # hold damage no check short of TensorFlow's own decoder sees: it is dropped (with a logged
+    # warning) rather than ending the run, in either split, and `skipped_in_decoding` counts it.
+    dataset = dataset.ignore_errors(log_warning=True).map(mark_decoded)
+    return (dataset.cache() if cache else dataset), decoded
 
 
 def _balanced_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -217,8 +243,44 @@ def validation_pipeline(data: Data, config: RunConfig):
     def prepare(images, labels):
         return tf.cast(images, tf.float32) * rescale, _shape_labels(labels, binary)
 
-    dataset = data.validation.batch(config.batch_size)
+    dataset = _with_known_length(data.validation).batch(config.batch_size)
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _with_known_length(dataset):
+    """`dataset` with its length stated, counted by reading it once.
+
+    Dropping files that fail to decode leaves a dataset's length unknown, and Keras then
+    learns it at the end of the first validation pass with a warning that the input "ran out
+    of data". The read fills the split's cache (it would fill during the first epoch anyway),
+    so only a split too large to cache is decoded once more.
+    """
+    import tensorflow as tf
+
+    if dataset.cardinality() >= 0:
+        return dataset  # the builtin images: nothing is dropped
+
+    def add_one(count, _element):
+        return count + 1
+
+    count = int(dataset.reduce(tf.constant(0, tf.int64), add_one))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def log_skipped(data: Data) -> None:
+    """Say once per dataset how many images failed to decode and were dropped (after a first epoch)."""
+    skipped = skipped_in_decoding(data)
+    total = sum(skipped.values())
+    if total == 0 or data.skip_logged:
+        return
+    data.skip_logged = True
+    where = ", ".join(
+        f"{count} {name}"
+        for name, count in (("training", skipped["train"]), ("validation", skipped["validation"]))
+        if count
+    )
+    verb = "was" if total == 1 else "were"
+    log.warning("%d image%s could not be decoded and %s skipped (%s)", total, "" if total == 1 else "s", verb, where)
 
 
 def _shape_labels(labels, binary: bool):

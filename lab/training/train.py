@@ -83,6 +83,8 @@ def train(
         )
     except _Stop:
         raise RunCancelled(list(reporter.rows)) from None
+    else:
+        pipeline.log_skipped(data)  # every file has been read once by now
     finally:
         # A fit that raised may leave its validation iterator on the model: it holds the pipeline.
         model._eval_epoch_iterator = None
