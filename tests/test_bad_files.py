@@ -200,9 +200,13 @@ def test_an_image_that_fails_to_decode_in_either_split_is_skipped_and_counted(tm
     assert pipeline.skipped_in_decoding(data) == {"train": 1, "validation": 1}
 
 
-def test_a_run_with_damaged_images_in_both_splits_trains_to_the_end_and_says_how_many(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("cache_mb", ["1024", "0"], ids=["cached", "decoded-every-epoch"])
+def test_a_run_with_damaged_images_in_both_splits_trains_to_the_end_and_says_how_many(
+    tmp_path, monkeypatch, caplog, cache_mb
+):
     from lab.training.train import train
 
+    monkeypatch.setenv("LAB_CACHE_MB", cache_mb)
     config = tiny_config(folder_with_damage_in_both_splits(tmp_path, monkeypatch))
     with caplog.at_level(logging.WARNING, logger="lab.training"), warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
