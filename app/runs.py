@@ -8,19 +8,25 @@ per server, and tests swap them between script runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import streamlit as st
 
 from app.privacy import remember_runs
-from app.state import runs_from_link, session_id
+from app.state import limits, runs_from_link, secrets, session_id
 from lab import figures, recordings
 from lab import history as hist
 from lab.config import RunConfig
 from lab.runs import trainer as trainer_module
 from lab.runs import worker as worker_module
+from lab.runs.hosting import max_queued
 from lab.runs.store import RunStore, default_store_root
-from lab.runs.worker import MAX_WAITING_PER_OWNER, QueueFull, Worker
+from lab.runs.worker import CancelOutcome, OverCap, QueueFull, Worker
+
+# A run no page has polled for this long is cancelled: closing every tab stops its training. Generous,
+# because browsers slow the timers of background tabs to about one a minute.
+UNWATCHED_SECONDS = float(os.environ.get("LAB_UNWATCHED_SECONDS", 180))
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -31,22 +37,36 @@ def get_worker() -> Worker:
     It trains in a child process (lab/runs/trainer.py): a run that runs out of
     memory takes down the child, never the app, and the page stays responsive.
     """
-    return worker_module.Worker(RunStore(default_store_root()), train_fn=trainer_module.SubprocessTrainer())
+    return worker_module.Worker(
+        RunStore(default_store_root()),
+        train_fn=trainer_module.SubprocessTrainer(),
+        limits=limits(),  # the worker enforces the caps itself, whatever a link or a widget asks
+        max_queued=max_queued(secrets()),
+        unwatched_seconds=UNWATCHED_SECONDS or None,
+    )
 
 
 # -- handing runs over -------------------------------------------------------------------------
-def submit_in_order(worker: Worker, configs: Sequence[RunConfig], owner: str | None) -> list[RunConfig]:
-    """Submit `configs` in order until the worker's per-visitor queue is full; returns those left.
+def submit_in_order(
+    worker: Worker,
+    configs: Sequence[RunConfig],
+    owner: str | None,
+    train_count: int | None = None,
+    refusals: list[str] | None = None,
+) -> list[RunConfig]:
+    """Submit `configs` in order until the worker takes no more; returns those left.
 
     The worker lets one visitor have only a few runs waiting (lab.runs.worker.MAX_WAITING_PER_OWNER),
     so a comparison of many seeds is handed over a few runs at a time as earlier ones start.
-    Runs already in the store are answered at once and never fill the queue.
+    Runs already in the store are answered at once and never fill the queue. Why the worker
+    refused the first run left is added to `refusals`.
     """
-
     for index, config in enumerate(configs):
         try:
-            worker.submit(config, owner=owner)
-        except QueueFull:
+            worker.submit(config, owner=owner, train_count=train_count)
+        except (QueueFull, OverCap) as exc:
+            if refusals is not None:
+                refusals.append(str(exc))
             return list(configs[index:])
     return []
 
@@ -81,15 +101,16 @@ def watch_linked_runs() -> None:
         state.active = runs_from_link()
         remember_runs(state.active)
         state.pending = unsubmitted(get_worker(), state.active) if state.active else []
+        state.setdefault("train_count", None)
 
 
-def start_comparison(configs: list[RunConfig]) -> None:
+def start_comparison(configs: list[RunConfig], train_count: int | None = None) -> None:
     """Hand the runs to the worker; those its queue cannot take yet follow as it drains (`top_up`)."""
-    left = submit_in_order(get_worker(), configs, session_id())
+    refusals: list[str] = []
+    st.session_state.train_count = train_count
+    left = submit_in_order(get_worker(), configs, session_id(), train_count, refusals)
     if len(left) == len(configs):
-        st.session_state.start_warning = (
-            f"{MAX_WAITING_PER_OWNER} of your runs are already waiting: let them finish or cancel them first"
-        )
+        st.session_state.start_warning = refusals[0] if refusals else "The server took none of the runs."
         return
     st.session_state.active = tuple(c.key() for c in configs)
     remember_runs(st.session_state.active)
@@ -101,8 +122,13 @@ def cancel_comparison() -> None:
     worker = get_worker()
     # Waiting runs first: cancelling the running one first would let the worker start the next.
     keys = sorted(st.session_state.active or (), key=lambda k: worker.status(k).state == "running")
-    for key in keys:
-        worker.cancel(key, owner=session_id())
+    outcomes = {worker.cancel(key, watcher=session_id()) for key in keys}
+    if CancelOutcome.UNWATCHED in outcomes and CancelOutcome.CANCELLED not in outcomes:
+        # Another page still watches these runs: they go on for it, and this page stops watching them.
+        st.session_state.active = None
+        st.session_state.cancel_note = "You stopped watching: the runs go on for the others who watch them."
+    else:
+        st.session_state.cancel_note = "Cancelled: the runs stopped."
 
 
 def comparison_running() -> bool:
@@ -110,13 +136,15 @@ def comparison_running() -> bool:
     active = st.session_state.active
     if active is None:
         return False
-    return bool(st.session_state.pending) or any(get_worker().status(k).active for k in active)
+    worker = get_worker()
+    return bool(st.session_state.pending) or any(worker.status(k, watcher=session_id()).active for k in active)
 
 
 def top_up() -> None:
     """Hand the worker the runs of a many-seed comparison that its queue could not take before."""
     if st.session_state.pending:
-        st.session_state.pending = submit_in_order(get_worker(), st.session_state.pending, session_id())
+        count = st.session_state.get("train_count")
+        st.session_state.pending = submit_in_order(get_worker(), st.session_state.pending, session_id(), count)
 
 
 # -- figures ----------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def shown(section: str) -> bool:
 def runs_from_link() -> tuple[str, ...] | None:
     """`?runs=`: without and with augmentation, pair by pair for several seeds (`a,b` alone: one seed)."""
     keys = tuple(key for key in st.query_params.get("runs", "").split(",") if key)
-    return keys if len(keys) % 2 == 0 and 2 <= len(keys) <= 2 * MAX_SEEDS else None
+    return keys if len(keys) % 2 == 0 and 2 <= len(keys) <= 2 * max_seeds() else None
 
 
 def seeds_asked() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lab_files import class_files, zip_bytes
-from page_helpers import seed_run
+from page_helpers import seed_run, wait_for
 from test_page import lab_env  # noqa: F401 (fixture: an isolated page with its own store and data folder)
 
 from lab.config import RunConfig
@@ -88,3 +88,46 @@ def test_hosted_a_missing_dataset_says_so_calmly_without_server_paths_or_command
     assert "not on this server yet" in shown
     assert str(lab_env.data_root) not in shown and "python -m lab" not in shown and "--data" not in shown
     assert any(b.label.startswith("Download Cats vs Dogs") for b in page.at.button)
+
+
+def test_cancel_from_one_of_two_watching_pages_leaves_the_runs_to_the_other_and_says_so(lab_env):  # noqa: F811
+    lab_env.use_fake_trainer(epoch_seconds=0.5)
+    first = lab_env.page().run()
+    first.slider("Epochs").set_value(40)
+    first.run()
+    first.click("▶ Train both runs")
+    keys = first.active_runs()
+    # A second browser opens the same runs by the link, and watches them too.
+    second = lab_env.page({"runs": ",".join(keys)}).run()
+    second.run()
+    first.run()
+    first.click("■ Cancel")
+    assert any("You stopped watching" in text for text in first.texts("info")), first.texts("info")
+    assert any(lab_env.worker.status(k).active for k in keys), "the other page still watches: the runs go on"
+
+    second.run()
+    second.click("■ Cancel")
+    assert any("Cancelled" in text for text in second.texts("info")), second.texts("info")
+    wait_for(lambda: not any(lab_env.worker.status(k).active for k in keys), 10, step=0.1, what="the runs to stop")
+
+
+def test_hosted_a_link_with_more_seeds_than_the_cap_is_not_followed(lab_env, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    config = load_preset("quick").config
+    keys = [c.key() for c in comparison_configs(config, 5)]  # computed offline, as the issue found
+    page = lab_env.page({"runs": ",".join(keys)}).run()
+    assert not page.watched_runs()
+    assert all(lab_env.worker.status(k).state == "unknown" for k in keys), "nothing queued"
+
+
+def test_hosted_the_worker_refuses_a_run_over_the_caps_and_the_page_says_why(lab_env, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    lab_env.use_fake_trainer()
+    page = lab_env.page().run()
+    from app.runs import get_worker, submit_in_order
+
+    refusals: list[str] = []
+    over = load_preset("quick").config.replace(image_size=150, epochs=80)
+    left = submit_in_order(get_worker(), comparison_configs(over, 1), "visitor", 300, refusals)
+    assert len(left) == 2 and refusals and "cap" in refusals[0], refusals
+    assert page is not None

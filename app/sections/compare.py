@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.privacy import public_text
 from app.runs import comparison_figure, comparison_running, get_worker, recorded_figure, recording_version, top_up
+from app.state import session_id
 from lab import history as hist
 from lab import recordings
 
@@ -52,7 +53,7 @@ def show_recorded() -> None:
 def show_comparison(keys: tuple[str, ...], was_polling: bool) -> None:
     top_up()
     worker = get_worker()
-    statuses = [worker.status(k) for k in keys]
+    statuses = [worker.status(k, watcher=session_id()) for k in keys]
     sides = hist.split_sides(statuses)
     for side, runs in zip(SIDES, sides, strict=True):
         if len(runs) == 1:

@@ -48,10 +48,16 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
         # Callbacks run before the script: the run that follows the click already shows the
         # comparison (a stored one at once), with no second script run.
         cols[0].button(
-            "▶ Train both runs", type="primary", disabled=running, on_click=start_comparison, args=(configs,)
+            "▶ Train both runs",
+            type="primary",
+            disabled=running,
+            on_click=start_comparison,
+            args=(configs, info.total("train")),
         )
     if running:
         cols[1].button("■ Cancel", on_click=cancel_comparison)
+    if note := st.session_state.pop("cancel_note", None):
+        st.info(note)
     if warning := st.session_state.pop("start_warning", None):
         st.warning(warning)
     if not running:
