@@ -368,3 +368,14 @@ def test_a_full_disk_with_a_zip_saved_by_hand_says_so(tmp_path, monkeypatch):
     with pytest.raises(DownloadError, match="the disk is full.*Nothing was kept"):
         ensure_dataset("cats_vs_dogs", lambda *_: None, expected_sizes=sizes)
     assert sorted(p.name for p in root.iterdir()) == ["cats_and_dogs_filtered.zip"]
+
+
+def test_a_zip_with_train_alone_says_validation_is_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAB_HOSTED", raising=False)
+    from lab_files import class_files, zip_bytes
+
+    from lab.data.ingest import IngestError, ingest_upload
+
+    with pytest.raises(IngestError, match="no validation/ folder"):
+        ingest_upload(zip_bytes(class_files(("cats", "dogs"), 4, prefix="train/")), "train-only.zip", tmp_path)
+    assert not list((tmp_path / "uploads").glob("*/dataset")), "nothing kept"

@@ -37,6 +37,8 @@ _CHUNK = 1024 * 1024
 # icons compress a hundredfold and are no threat.
 _RATIO_FLOOR = 16 * _MB
 _CLUTTER_FOLDERS = ("__MACOSX",)
+# Split folders: a lone one is never stepped into as a wrapper (the listing then says which split is missing).
+SPLIT_FOLDERS = ("train", "validation")
 _CLUTTER_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
 # What Linux, macOS and Windows file systems allow: a name of 255 bytes, a path of 4,096 with its end.
 _NAME_MAX = 255
@@ -337,6 +339,9 @@ def dataset_root(folder: Path) -> Path:
         folders = [child for child in children if child.is_dir()]
         lone_wrapper = len(children) == 1 and len(folders) == 1
         # A lone folder of images is a single class, not a wrapper: stay, so the error says "one class".
+        # A lone split folder (train/ alone) is not a wrapper either: stay, so the error says what is missing.
         if not (lone_wrapper and any(grandchild.is_dir() for grandchild in folders[0].iterdir())):
+            return folder
+        if folders[0].name.lower() in SPLIT_FOLDERS:
             return folder
         folder = folders[0]
