@@ -357,3 +357,21 @@ def test_a_preview_of_a_huge_image_never_resizes_more_than_four_times_its_size(t
         assert decoded and all(max(size) <= 4000 // 8 for size in decoded), "decoded at an eighth of its size"
     huge = samples["cats"][0]  # "a_huge" sorts first
     assert np.abs(huge.astype(int) - (200, 40, 30)).max() <= 3, "the colour survives the reduction"
+
+
+def test_a_huge_non_jpeg_is_not_decoded_for_a_preview(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from lab.data import images
+
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (2000, 1000), (200, 10, 10)).save(path)
+    monkeypatch.setenv("LAB_PREVIEW_MAX_PIXELS", str(1000 * 1000))
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    tile = images.load_preview(path, 48)
+    assert not [size for size in decoded if size == (2000, 1000)], "the huge image was decoded whole"
+    assert tile.size == (images.PREVIEW_FACTOR * 48,) * 2
+    monkeypatch.setenv("LAB_PREVIEW_MAX_PIXELS", str(4000 * 4000))
+    assert images.load_preview(path, 48).getpixel((0, 0))[0] > 150, "under the bound it is read as before"

@@ -272,6 +272,11 @@ def load_rgb(path: str | Path) -> np.ndarray:
             return np.asarray(to_rgb(image))
 
 
+def preview_max_pixels() -> int:
+    """Above this many pixels a non-JPEG image is not decoded for a preview (LAB_PREVIEW_MAX_PIXELS)."""
+    return int(os.environ.get("LAB_PREVIEW_MAX_PIXELS", 4096 * 4096))
+
+
 def load_preview(path: str | Path, side: int) -> Image.Image:
     """The first frame as 8-bit RGB, at most `PREVIEW_FACTOR * side` pixels a side.
 
@@ -283,6 +288,10 @@ def load_preview(path: str | Path, side: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with open_image(path) as image:
+            if image.format != "JPEG" and image.width * image.height > preview_max_pixels():
+                # Only JPEG decodes reduced: a huge PNG or WebP would exist whole in memory for a
+                # thumbnail. The strip shows a plain grey tile for it instead (training still reads it).
+                return Image.new("RGB", (bound, bound), (128, 128, 128))
             image.draft(image.mode, (bound, bound))
             image.load()  # while the file is open
             rgb = to_rgb(image)
