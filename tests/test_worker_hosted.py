@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (tests take the `trainer` fixture imported from test_worker by name)
 """The worker on a shared host: it enforces the caps itself, cancels runs nobody watches, and two
 workers over one run store train a key once. Fake trainers (tests/test_worker.py): no TensorFlow."""
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_worker import WAIT, FakeTrainer, cfg, wait_for
+from test_worker import WAIT, cfg, trainer, wait_for  # noqa: F401 (trainer: a fixture, shared with test_worker)
 
 from lab.config import RunConfig
 from lab.history import comparison_configs
@@ -49,13 +50,6 @@ def clock(monkeypatch):
 def quick_sweeps(monkeypatch):
     """Check watchers and followed runs every 20 ms rather than every second."""
     monkeypatch.setattr(watching, "SWEEP_SECONDS", 0.02)
-
-
-@pytest.fixture
-def trainer():
-    fake = FakeTrainer()
-    yield fake
-    fake.release_all()
 
 
 @pytest.fixture

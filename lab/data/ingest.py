@@ -57,6 +57,7 @@ from lab.data.registry import DatasetError, FileNote, default_data_root, get_inf
 UPLOADS = "uploads"
 DATASET = "dataset"
 _META = "upload.json"
+_USE_PRECISION_SECONDS = 60
 _HASH_CHARS = 16  # a laptop upload's token: the start of its zip's SHA-256
 _RANDOM_BYTES = 16  # a private upload's token: 32 hex digits, 128 random bits
 _TOKEN = re.compile(f"[0-9a-f]{{{_HASH_CHARS}}}|[0-9a-f]{{{2 * _RANDOM_BYTES}}}")
@@ -185,8 +186,11 @@ def upload_folder(token: str, root: Path | None = None) -> Path | None:
 def mark_used(folder: Path) -> None:
     """Note that an upload was just used: the budget removes the least recently used ones first."""
     marker = folder / _META
+    target = marker if marker.exists() else folder
     try:
-        os.utime(marker if marker.exists() else folder)
+        # The page names its upload on every rerun: a minute's precision is plenty for "least recently used".
+        if time.time() - target.stat().st_mtime > _USE_PRECISION_SECONDS:
+            os.utime(target)
     except OSError:
         pass  # a read-only data folder, or an upload removed meanwhile: nothing to note
 
