@@ -16,7 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lab.config import RunConfig
 from lab.history import aggregate, mean_history, summarize, to_frame
+from lab.knobs import KNOBS
 
 # Okabe-Ito blue and vermilion: distinguishable with the common colour blindnesses and
 # on a washed-out projector.
@@ -26,6 +28,9 @@ MARK_COLOUR = "#444444"
 FONT_SIZE = 16
 # True whether a side is still waiting for its first epoch or was never started.
 PLACEHOLDER = "no epoch finished yet"
+
+# The x axis runs this share of its epochs past the last one: room for the gap's label.
+GAP_ROOM = 0.16
 
 # How much of the line's colour a band keeps: light enough for the mean line to read on top.
 BAND_OPACITY = 0.2
@@ -44,6 +49,7 @@ def compare_figure(
     *,
     epochs: int | None = None,
     titles: Sequence[str] = ("Without augmentation", "With augmentation"),
+    stacked: bool = False,
 ) -> go.Figure:
     """Two runs side by side: accuracy on top, loss below, identical axes on both sides.
 
@@ -52,6 +58,7 @@ def compare_figure(
     as the line and a lighter band from the lowest to the highest seed; the gap and the best
     epoch are those of the mean. `epochs` fixes the x axis to the planned length so a live
     run fills it in without the axis rescaling every epoch; a longer history still shows in full.
+    `stacked` puts the sides one above the other (`stack`), for a phone.
     """
     sides = [_started(baseline), _started(augmented)]
     histories = [_one_or_mean(runs) for runs in sides]
@@ -73,7 +80,32 @@ def compare_figure(
         legend_shown = legend_shown or not history.empty
     # Every seed's own numbers set the ranges, so no band is cut off at the top.
     set_axes(fig, [*sides[0], *sides[1]], epochs=epochs)
-    return style(fig, height=680)
+    fig = style(fig, height=680)
+    return stack(fig) if stacked else fig
+
+
+# Where each panel of the 2 x 2 grid goes when stacked: (row, col) -> (top, bottom) as fractions of the height.
+STACKED = {(1, 1): (0.8, 1.0), (2, 1): (0.56, 0.76), (1, 2): (0.24, 0.44), (2, 2): (0.0, 0.2)}
+
+
+def stack(fig: go.Figure) -> go.Figure:
+    """A copy of a `compare_figure` with its sides one above the other, each panel the full width.
+
+    A phone is too narrow for two panels side by side: their titles overlap and each curve gets a
+    third of the screen. The axes, ranges and marks stay as they are; only where each panel sits
+    moves, with each side's title above its accuracy panel.
+    """
+    fig = go.Figure(fig)
+    titles = [note for note in fig.layout.annotations if note.name is None]
+    for (row, col), (bottom, top) in STACKED.items():
+        panel = fig.get_subplot(row, col)
+        panel.xaxis.domain, panel.yaxis.domain = (0.0, 1.0), (bottom, top)
+        panel.xaxis.showticklabels = True
+        panel.yaxis.title.text = "accuracy" if row == 1 else "loss"
+    for note, col in zip(titles, (1, 2), strict=True):
+        note.update(x=0.5, y=STACKED[(1, col)][1], yanchor="bottom", yshift=8)
+    fig.update_layout(height=1300, legend={"y": -0.06}, margin={"t": 60, "b": 90, "l": 70, "r": 20})
+    return fig
 
 
 def draw_run(fig: go.Figure, history: pd.DataFrame, *, col: int, side: str, legend: bool) -> None:
@@ -171,13 +203,14 @@ def mark_gap(fig: go.Figure, summary: dict, *, col: int) -> None:
         row=1,
         col=col,
     )
+    # Right of the last epoch, where no curve runs: `set_axes` leaves room there.
     fig.add_annotation(
         text=f"gap {summary['gap']:.0%}",
         name="gap",
         x=last,
         y=(train + val) / 2,
-        xanchor="right",
-        xshift=-8,
+        xanchor="left",
+        xshift=6,
         showarrow=False,
         bgcolor="rgba(255,255,255,0.85)",
         font={"size": FONT_SIZE, "color": MARK_COLOUR},
@@ -187,8 +220,8 @@ def mark_gap(fig: go.Figure, summary: dict, *, col: int) -> None:
 
 
 def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: int, legend: bool) -> None:
-    """Where an early stop would have kept the model: lowest validation loss."""
-    best_loss = float(history["val_loss"].min())
+    """The best epoch, as the page's table counts it: the highest validation accuracy (`summarize`)."""
+    best_accuracy = float(history.loc[history["epoch"] == best, "val_accuracy"].iloc[0])
     for row in (1, 2):
         fig.add_shape(
             type="line",
@@ -206,8 +239,8 @@ def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: in
     fig.add_trace(
         go.Scatter(
             x=[best],
-            y=[best_loss],
-            name="lowest validation loss",
+            y=[best_accuracy],
+            name="best validation accuracy",
             legendgroup="best",
             showlegend=legend,
             mode="markers",
@@ -218,9 +251,9 @@ def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: in
                 "line": {"color": "white", "width": 1},
             },
             cliponaxis=False,
-            hovertemplate="lowest validation loss<br>epoch %{x}: %{y:.3f}<extra></extra>",
+            hovertemplate="best validation accuracy<br>epoch %{x}: %{y:.1%}<extra></extra>",
         ),
-        row=2,
+        row=1,
         col=col,
     )
     # Late in the run, write the label to the left of the line so the panel's edge does not cut it.
@@ -245,7 +278,9 @@ def mark_best_epoch(fig: go.Figure, history: pd.DataFrame, best: int, *, col: in
 def set_axes(fig: go.Figure, histories: list[pd.DataFrame], *, epochs: int | None) -> None:
     """The same ranges on every side, so two panels compare without reading the ticks."""
     last = epoch_span(histories, epochs)
-    fig.update_xaxes(range=[1, last], tick0=1, dtick=max(1, round(last / 10)), showgrid=True)
+    ticks = list(range(1, last + 1, max(1, round(last / 10))))
+    # Room right of the last epoch for the gap's label, so it never sits on a curve.
+    fig.update_xaxes(range=[1, last + GAP_ROOM * (last - 1)], tickvals=ticks, showgrid=True)
     fig.update_xaxes(title_text="epoch", row=2)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1)
     fig.update_yaxes(range=[0, loss_ceiling(histories)], row=2)
@@ -301,3 +336,71 @@ def _one_or_mean(runs: list[pd.DataFrame]) -> pd.DataFrame:
     if len(runs) > 1:
         return mean_history(aggregate(runs))
     return runs[0] if runs else to_frame([])
+
+
+# -- labels: what a run's own settings say about it ----------------------------------------------
+def knob_text(knob_name: str, value: float | bool) -> str:
+    """A knob's value in words: `40°`, `±20%`, `on`; `off` when it changes nothing."""
+    knob = next(k for k in KNOBS if k.name == knob_name)
+    if not value:
+        return "off"
+    if knob.is_flip:
+        return "on"
+    return f"{value:g}°" if knob.unit == "degrees" else f"±{value:.0%}"
+
+
+def knobs_on(config: RunConfig) -> list[str]:
+    """The switched-on augmentations of a run in words: `rotation 40°`, `horizontal flip`."""
+    aug = config.augmentation
+    words = []
+    for knob in KNOBS:
+        value = getattr(aug, knob.name)
+        if value:
+            words.append(knob.label.lower() if knob.is_flip else f"{knob.label.lower()} {knob_text(knob.name, value)}")
+    return words
+
+
+def side_title(config: RunConfig) -> str:
+    """What a panel of a run is called, from its own settings: with or without augmentation."""
+    return "With augmentation" if config.augmentation.enabled else "Without augmentation"
+
+
+# Settings compared between two runs: (name, words, how a value reads). Paths are never shown.
+SETTINGS = (
+    ("dataset", "dataset", str),
+    ("data_dir", "folder", lambda v: "another folder" if v else "the default"),
+    ("image_size", "image size", lambda v: f"{v} px"),
+    ("train_images", "training images", lambda v: f"{v}" if v else "all"),
+    ("epochs", "epochs", str),
+    ("batch_size", "batch size", str),
+    ("learning_rate", "learning rate", lambda v: f"{v:g}"),
+    ("dropout", "dropout", lambda v: f"{v:g}"),
+    ("seed", "seed", str),
+)
+
+
+def differences(first: RunConfig, second: RunConfig) -> list[tuple[str, str, str]]:
+    """Each setting two runs differ in: (what, first's value, second's value), in words."""
+    found = []
+    for name, words, text in SETTINGS:
+        a, b = getattr(first, name), getattr(second, name)
+        if a != b:
+            found.append((words, text(a) if name != "data_dir" else "one folder", text(b)))
+    for knob in KNOBS:
+        a, b = getattr(first.augmentation, knob.name), getattr(second.augmentation, knob.name)
+        if a != b:
+            found.append((knob.label.lower(), knob_text(knob.name, a), knob_text(knob.name, b)))
+    if first.augmentation.enabled and second.augmentation.enabled:
+        if first.augmentation.fill_mode != second.augmentation.fill_mode:
+            found.append(("fill mode", first.augmentation.fill_mode, second.augmentation.fill_mode))
+    return found
+
+
+def side_titles(first: RunConfig, second: RunConfig) -> tuple[str, str]:
+    """Both panels' titles from each run's own settings; two runs alike in that say what sets them apart."""
+    titles = [side_title(first), side_title(second)]
+    apart = differences(first, second)[:2]
+    if titles[0] == titles[1] and apart:
+        for index in (0, 1):
+            titles[index] += ": " + ", ".join(f"{what} {values[index]}" for what, *values in apart)
+    return titles[0], titles[1]

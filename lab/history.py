@@ -134,42 +134,192 @@ def summarize(history: Any) -> dict[str, Any]:
     """Final and best numbers of a run (rows or a DataFrame).
 
     `gap` is training minus validation accuracy at the last epoch: the memorisation the
-    lesson is about. `best_epoch` is the epoch with the lowest validation loss, where an
-    early stop would have kept the model.
+    lesson is about. The best epoch is the one with the highest validation accuracy (the
+    first of equals): `best_epoch` and `best_val_accuracy` are that one epoch's, so every
+    "best" the page shows points at the same epoch.
     """
     rows = rows_of(history)
     if not rows:
         return {"epochs": 0}
     last = rows[-1]
-    losses = [row for row in rows if not _isnan(float(row["val_loss"]))]
-    best = min(losses, key=lambda row: float(row["val_loss"])) if losses else last  # the first of equals
-    accuracies = [float(row["val_accuracy"]) for row in rows if not _isnan(float(row["val_accuracy"]))]
+    scored = [row for row in rows if not _isnan(float(row["val_accuracy"]))]
+    best = max(scored, key=lambda row: float(row["val_accuracy"])) if scored else last  # max keeps the first
     return {
         "epochs": int(last["epoch"]),
         "accuracy": float(last["accuracy"]),
         "val_accuracy": float(last["val_accuracy"]),
         "loss": float(last["loss"]),
         "val_loss": float(last["val_loss"]),
-        "best_val_accuracy": max(accuracies) if accuracies else math.nan,
+        "best_val_accuracy": float(best["val_accuracy"]),
         "best_epoch": int(best["epoch"]),
         "gap": float(last["accuracy"]) - float(last["val_accuracy"]),
         "seconds": total_seconds(rows),
     }
 
 
-def reading(summary: dict[str, Any]) -> str:
-    """One sentence, in plain words, of what a run's numbers mean."""
-    if not summary.get("epochs"):
+# -- readings: what a whole curve says -----------------------------------------------------------
+# The thresholds of the readings, in accuracy points (0.15 = 15 points) unless said otherwise.
+CHANCE_SHARE = 0.92  # a training loss above 92% of ln(classes) has not left chance
+CHANCE_ACCURACY = 0.2  # ... unless validation beats guessing (1/classes) by more than this
+SWING = 0.15  # validation moving this much between its lowest and highest of the last epochs, up and down
+GAP = 0.15  # training this far ahead of validation: memorising
+SMALL_GAP = 0.05
+LOW_TRAINING = 0.8  # training accuracy below this with no gap: underfitting
+LOSS_RISE = 1.1  # validation loss 10% above its lowest, after it: overfitting
+NO_DIFFERENCE = 0.03  # one seed a side: closer than this is no clear difference
+LATE_EPOCHS = 3  # the comparison of the two sides averages each run's last epochs: one epoch is noisy
+
+
+def _clean(history: Any) -> list[Row]:
+    return [row for row in from_rows(rows_of(history)) if not any(_isnan(row[c]) for c in METRICS[:4])]
+
+
+def infer_classes(history: Any) -> int:
+    """A guess at the number of classes when none is given: an untrained model's loss is ln(classes)."""
+    rows = _clean(history)
+    return max(2, round(math.exp(rows[-1]["loss"]))) if rows else 2
+
+
+def shape(history: Any, classes: int | None = None) -> str:
+    """What the whole curve shows: "empty", "not learning", "swinging", "overfitting", "underfitting" or "generalising".
+
+    `classes` sets chance (a loss of ln(classes)); None guesses it from the loss (`infer_classes`).
+    """
+    rows = _clean(history)
+    if not rows:
+        return "empty"
+    last, classes = rows[-1], classes or infer_classes(rows)
+    if last["loss"] >= CHANCE_SHARE * math.log(classes) and last["val_accuracy"] <= 1 / classes + CHANCE_ACCURACY:
+        return "not learning"
+    if _swing(rows) is not None:
+        return "swinging"
+    gap = last["accuracy"] - last["val_accuracy"]
+    if gap >= GAP or (_loss_rose(rows) is not None and gap >= SMALL_GAP):
+        return "overfitting"
+    return "underfitting" if last["accuracy"] < LOW_TRAINING else "generalising"
+
+
+def _window(rows: list[Row]) -> list[Row]:
+    """The last epochs a swing is looked for in: a quarter of the run, at least 3."""
+    return rows[-max(3, len(rows) // 4) :]
+
+
+def _swing(rows: list[Row]) -> tuple[float, float] | None:
+    """Lowest and highest validation accuracy of the last epochs when it went up and down by `SWING` or more."""
+    values = [row["val_accuracy"] for row in _window(rows)]
+    steps = [b - a for a, b in zip(values[:-1], values[1:], strict=True)]
+    back_and_forth = sum(abs(s) for s in steps) - abs(sum(steps))  # 0 for a curve that only climbs or falls
+    if len(values) >= 3 and max(values) - min(values) >= SWING and back_and_forth >= SWING:
+        return min(values), max(values)
+    return None
+
+
+def _loss_rose(rows: list[Row]) -> int | None:
+    """The epoch of lowest validation loss when the loss has risen clearly since then, else None."""
+    lowest = min(rows, key=lambda row: row["val_loss"])
+    rise = rows[-1]["val_loss"] - lowest["val_loss"]
+    if lowest is not rows[-1] and rows[-1]["val_loss"] >= LOSS_RISE * lowest["val_loss"] and rise >= 0.02:
+        return int(lowest["epoch"])
+    return None
+
+
+def reading(history: Any, classes: int | None = None) -> str:
+    """One sentence, in plain words, of what a run's whole curve means (see `shape`).
+
+    Every reading starts with "Training accuracy", then says what the curve shows and, where
+    it helps, what to try.
+    """
+    rows = _clean(history)
+    kind = shape(rows, classes)
+    if kind == "empty":
         return "No epoch has finished yet."
-    train, val, gap = summary["accuracy"], summary["val_accuracy"], summary["gap"]
-    if gap >= 0.15:
+    summary, last = summarize(rows), rows[-1]
+    train, val = f"{last['accuracy']:.0%}", f"{last['val_accuracy']:.0%}"
+    best = f"best validation {summary['best_val_accuracy']:.0%} at epoch {summary['best_epoch']}"
+    if kind == "not learning":
+        classes = classes or infer_classes(rows)
         return (
-            f"Training accuracy reached {train:.0%} but validation stalled at {val:.0%}: "
-            "the model memorised the training set."
+            f"Training accuracy {train}, validation {val}, but the loss is still {last['loss']:.2f}, what guessing "
+            f"scores among {classes} classes (ln {classes} = {math.log(classes):.2f}): the model has not learned "
+            "yet. More epochs, more images or a higher learning rate may get it going."
         )
-    if gap >= 0.05:
-        return f"Training accuracy {train:.0%}, validation {val:.0%}: a small gap, mild overfitting."
-    return f"Training accuracy {train:.0%} and validation {val:.0%} move together: the model generalises."
+    if kind == "swinging":
+        low, high = _swing(rows)
+        return (
+            f"Training accuracy {train}; validation swings between {low:.0%} and {high:.0%} from epoch to epoch "
+            f"over the last {len(_window(rows))} epochs, so one epoch's number means little: read the trend "
+            "(or train more seeds), not the last point."
+        )
+    if kind == "overfitting":
+        rose = _loss_rose(rows)
+        since = f"; validation loss has risen since its lowest at epoch {rose}" if rose else ""
+        return (
+            f"Training accuracy {train} but validation {val} ({best}){since}: "
+            "the model memorises the training set (overfitting)."
+        )
+    if kind == "underfitting":
+        climbing = len(rows) > 1 and last["val_accuracy"] > _window(rows)[0]["val_accuracy"]
+        todo = "validation is still climbing, so more epochs should help" if climbing else "try more epochs"
+        return f"Training accuracy {train} and validation {val} are both still low: the model underfits; {todo}."
+    gap = last["accuracy"] - last["val_accuracy"]
+    small = f" with a small gap of {gap * 100:.0f} points" if gap >= SMALL_GAP else ""
+    return f"Training accuracy {train} and validation {val} move together{small}: the model generalises ({best})."
+
+
+def augmentation_effect(
+    baseline: Sequence[Any], augmented: Sequence[Any], knobs: Any = None, classes: int | None = None
+) -> str | None:
+    """One sentence: what augmentation did to validation, helped by N points, no difference, or hurt.
+
+    Each side is a list of histories (its seeds). Each run counts with its validation accuracy
+    averaged over its last `LATE_EPOCHS` epochs (a swinging curve's last epoch alone is luck);
+    with two or more runs a side, overlapping ranges are "no difference within the seeds'
+    spread". When augmentation hurt, the switched-on knobs of `knobs` (an `Augmentation`)
+    that can change what an image means are named. None until both sides have an epoch.
+    """
+    sides = [[_clean(h) for h in side] for side in (baseline, augmented)]
+    sides = [[rows for rows in side if rows] for side in sides]
+    if not all(sides):
+        return None
+    if all(shape(rows, classes) == "not learning" for side in sides for rows in side):
+        return "Neither side has learned yet, so what augmentation does cannot be told: train longer."
+    late = [[_mean([row["val_accuracy"] for row in rows[-LATE_EPOCHS:]]) for rows in side] for side in sides]
+    without, with_ = _mean(late[0]), _mean(late[1])
+    points = abs(with_ - without) * 100
+    said = f"(validation {without:.0%} without, {with_:.0%} with, over each run's last epochs)"
+    if min(len(side) for side in late) >= 2 and max(late[0]) >= min(late[1]) and max(late[1]) >= min(late[0]):
+        return f"Augmentation made no difference within the seeds' spread {said}."
+    if points < 100 * NO_DIFFERENCE and min(len(side) for side in late) < 2:
+        return f"Augmentation made no clear difference {said}: more seeds would tell an effect from luck."
+    if with_ > without:
+        return f"Augmentation helped validation by {points:.0f} points {said}."
+    risky = meaning_changers(knobs)
+    why = (
+        f" Switched on here, {_listed(risky)} can change what an image means (a 6 turned over is a 9, a "
+        "mirrored letter another letter): switch them off for digits or text."
+        if risky
+        else " The augmentations may be too strong for these images, or need more epochs to pay off."
+    )
+    return f"Augmentation hurt validation by {points:.0f} points {said}.{why}"
+
+
+def _listed(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else list(items))
+
+
+def meaning_changers(knobs: Any) -> list[str]:
+    """The switched-on knobs of an `Augmentation` that can turn one class into another: flips, large rotations."""
+    if knobs is None:
+        return []
+    found = [
+        name
+        for name, on in (("horizontal flips", knobs.horizontal_flip), ("vertical flips", knobs.vertical_flip))
+        if on
+    ]
+    if knobs.rotation_range >= 45:
+        found.append(f"rotations of up to {knobs.rotation_range:g}°")
+    return found
 
 
 # -- several seeds per side ------------------------------------------------------------
@@ -298,8 +448,29 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+# The page's summary tables: the keys of a row, and the plain words a table shows for them.
+TABLE_LABELS = {
+    "seeds": "Seeds",
+    "accuracy": "Training accuracy",
+    "val_accuracy": "Validation accuracy",
+    "gap": "Gap (training − validation)",
+    "best_val_accuracy": "Best validation accuracy",
+    "best_epoch": "Best epoch",
+}
+TABLE_NOTE = (
+    "Training, validation and the gap at the last epoch; the best epoch is the epoch with the highest "
+    "validation accuracy, and the best validation accuracy is that epoch's."
+)
+
+
+def table_row(summary: dict[str, Any]) -> dict[str, str]:
+    """One run's row of the page's table (keys of `TABLE_LABELS`), in percentages."""
+    row = {field: format(summary[field], ".1%") for field in ("accuracy", "val_accuracy", "gap", "best_val_accuracy")}
+    return {**row, "best_epoch": str(summary["best_epoch"])}
+
+
 def summary_row(summary: dict[str, Any], seeds: int) -> dict[str, str]:
-    """A side's row of the page's table: means ± standard deviations across its seeds."""
+    """A side's row of the page's table: means ± standard deviations across its seeds, each at its own best epoch."""
     low, high = summary["best_epochs"]
     row = {"seeds": f"{summary['seeds']} of {seeds}"}
     for field in ("accuracy", "val_accuracy", "gap", "best_val_accuracy"):
