@@ -30,7 +30,7 @@ FONT_SIZE = 16
 PLACEHOLDER = "no epoch finished yet"
 
 # The x axis runs this share of its epochs past the last one: room for the gap's label.
-GAP_ROOM = 0.16
+GAP_ROOM = 0.2
 
 # How much of the line's colour a band keeps: light enough for the mean line to read on top.
 BAND_OPACITY = 0.2
@@ -84,6 +84,18 @@ def compare_figure(
     return stack(fig) if stacked else fig
 
 
+def retitle(fig: go.Figure, titles: Sequence[str]) -> go.Figure:
+    """A copy of a `compare_figure` whose panels (titles and hover texts) are called `titles`."""
+    fig = go.Figure(fig)
+    notes = [note for note in fig.layout.annotations if note.name is None]
+    for col, (note, title) in enumerate(zip(notes, titles, strict=True), start=1):
+        old, note.text = note.text, title
+        for trace in fig.select_traces(col=col):
+            if trace.hovertemplate and trace.hovertemplate.startswith(old):
+                trace.hovertemplate = title + trace.hovertemplate[len(old) :]
+    return fig
+
+
 # Where each panel of the 2 x 2 grid goes when stacked: (row, col) -> (top, bottom) as fractions of the height.
 STACKED = {(1, 1): (0.8, 1.0), (2, 1): (0.56, 0.76), (1, 2): (0.24, 0.44), (2, 2): (0.0, 0.2)}
 
@@ -104,7 +116,7 @@ def stack(fig: go.Figure) -> go.Figure:
         panel.yaxis.title.text = "accuracy" if row == 1 else "loss"
     for note, col in zip(titles, (1, 2), strict=True):
         note.update(x=0.5, y=STACKED[(1, col)][1], yanchor="bottom", yshift=8)
-    fig.update_layout(height=1300, legend={"y": -0.06}, margin={"t": 60, "b": 90, "l": 70, "r": 20})
+    fig.update_layout(height=1300, legend={"y": -0.06}, margin={"t": 60, "b": 90, "l": 70, "r": 60})
     return fig
 
 
@@ -379,18 +391,19 @@ SETTINGS = (
 )
 
 
-def differences(first: RunConfig, second: RunConfig) -> list[tuple[str, str, str]]:
-    """Each setting two runs differ in: (what, first's value, second's value), in words."""
+def differences(first: RunConfig, second: RunConfig, knobs: bool = True) -> list[tuple[str, str, str]]:
+    """Each setting two runs differ in: (what, first's value, second's value), in words; `knobs=False`
+    leaves the augmentations out."""
     found = []
     for name, words, text in SETTINGS:
         a, b = getattr(first, name), getattr(second, name)
         if a != b:
             found.append((words, text(a) if name != "data_dir" else "one folder", text(b)))
-    for knob in KNOBS:
+    for knob in KNOBS if knobs else ():
         a, b = getattr(first.augmentation, knob.name), getattr(second.augmentation, knob.name)
         if a != b:
             found.append((knob.label.lower(), knob_text(knob.name, a), knob_text(knob.name, b)))
-    if first.augmentation.enabled and second.augmentation.enabled:
+    if knobs and first.augmentation.enabled and second.augmentation.enabled:
         if first.augmentation.fill_mode != second.augmentation.fill_mode:
             found.append(("fill mode", first.augmentation.fill_mode, second.augmentation.fill_mode))
     return found

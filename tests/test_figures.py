@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab.figures import PLACEHOLDER, compare_figure
+from lab import figures
+from lab.config import RunConfig
+from lab.figures import GAP_ROOM, PLACEHOLDER, compare_figure
 from lab.history import from_rows, to_frame
 
 ACCURACY, LOSS = 1, 2
@@ -20,14 +22,14 @@ def make_history(accuracy, val_accuracy, loss, val_loss) -> list[dict]:
     )
 
 
-# Overfits: training climbs to 95 %, validation stalls at 67 %, val_loss lowest at epoch 3.
+# Overfits: training climbs to 95 %, validation stalls at 67 % (best 69 % at epoch 4), val_loss lowest at epoch 3.
 BASELINE = make_history(
     accuracy=[0.55, 0.70, 0.82, 0.90, 0.95],
     val_accuracy=[0.52, 0.62, 0.68, 0.69, 0.67],
     loss=[0.68, 0.55, 0.40, 0.25, 0.12],
     val_loss=[0.69, 0.62, 0.58, 0.75, 2.40],
 )
-# Generalises: the two curves move together, val_loss lowest at epoch 4.
+# Generalises: the two curves move together, validation best (70 %) at the last epoch, 4.
 AUGMENTED = make_history(
     accuracy=[0.52, 0.60, 0.66, 0.71],
     val_accuracy=[0.53, 0.61, 0.68, 0.70],
@@ -88,7 +90,7 @@ def test_training_is_solid_validation_dashed_in_the_same_colours_on_both_sides()
 def test_legend_lists_each_entry_once(baseline):
     fig = compare_figure(baseline, AUGMENTED)
     listed = [t.name for t in fig.data if t.showlegend is not False]
-    assert sorted(listed) == ["lowest validation loss", "training", "validation"]
+    assert sorted(listed) == ["best validation accuracy", "training", "validation"]
 
 
 def test_both_sides_share_identical_y_ranges_with_room_for_the_highest_loss():
@@ -120,15 +122,26 @@ def test_negative_gap_is_reported_with_its_sign():
     assert note.text == "gap -10%"
 
 
-@pytest.mark.parametrize("col, best, lowest", [(1, 3, 0.58), (2, 4, 0.56)])
-def test_best_epoch_marker_sits_at_the_lowest_validation_loss(col, best, lowest):
+@pytest.mark.parametrize("col, best, accuracy", [(1, 4, 0.69), (2, 4, 0.70)])
+def test_best_epoch_marker_sits_at_the_highest_validation_accuracy_as_the_table_counts_it(col, best, accuracy):
     fig = compare_figure(BASELINE, AUGMENTED)
-    marker = curves(fig, LOSS, col)["lowest validation loss"]
-    assert list(marker.x) == [best] and list(marker.y) == [lowest]
+    marker = curves(fig, ACCURACY, col)["best validation accuracy"]
+    assert list(marker.x) == [best] and list(marker.y) == [accuracy]
     for row in (ACCURACY, LOSS):
         (line,) = shapes(fig, "best epoch", row, col)
         assert line.x0 == line.x1 == best and line.line.dash == "dot"
     assert [n.text for n in notes(fig, "best epoch", LOSS, col)] == [f"best epoch {best}"]
+
+
+@pytest.mark.parametrize("col", [1, 2])
+def test_the_gap_label_sits_right_of_the_last_epoch_where_no_curve_runs(col):
+    fig = compare_figure(BASELINE, AUGMENTED, epochs=5)
+    (note,) = notes(fig, "gap", ACCURACY, col)
+    last = (BASELINE, AUGMENTED)[col - 1][-1]["epoch"]
+    # Every curve ends at or before `last`: a label anchored on its left at `last`, shifted right, clears them.
+    assert note.x == last and note.xanchor == "left" and note.xshift > 0
+    low, high = fig.get_subplot(ACCURACY, col).xaxis.range
+    assert high - 5 >= 0.15 * (high - low), "room inside the panel for the label"
 
 
 @pytest.mark.parametrize("missing", [None, [], to_frame([])], ids=["none", "empty", "empty-frame"])
@@ -147,15 +160,17 @@ def test_no_run_at_all_still_draws_a_figure():
     fig = compare_figure(None, [], epochs=8)
     assert len(fig.data) == 0
     assert [a.text for a in fig.layout.annotations].count(PLACEHOLDER) == 4
-    assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 8)
+    assert fig.get_subplot(LOSS, 1).xaxis.range == (1, 8 + GAP_ROOM * 7)
 
 
-@pytest.mark.parametrize("epochs, expected", [(20, (1, 20)), (None, (1, 5)), (3, (1, 5))])
+@pytest.mark.parametrize("epochs, expected", [(20, 20), (None, 5), (3, 5)])
 def test_x_axis_spans_the_planned_epochs_but_never_hides_a_finished_one(epochs, expected):
     fig = compare_figure(BASELINE, AUGMENTED, epochs=epochs)
     for row in (ACCURACY, LOSS):
         for col in (1, 2):
-            assert fig.get_subplot(row, col).xaxis.range == expected
+            axis = fig.get_subplot(row, col).xaxis
+            assert axis.range == (1, expected + GAP_ROOM * (expected - 1))
+            assert axis.tickvals[0] == 1 and axis.tickvals[-1] <= expected, "no tick past the last epoch"
 
 
 def test_epochs_below_one_is_refused():
@@ -227,7 +242,7 @@ def test_bands_fit_inside_the_shared_loss_axis_and_the_marks_follow_the_mean():
     assert fig.get_subplot(LOSS, 2).yaxis.range[1] >= 3.40
     (note,) = notes(fig, "gap", ACCURACY, 1)
     assert note.text == "gap 28%", "the gap of the mean curve"
-    assert list(curves(fig, LOSS, 1)["lowest validation loss"].x) == [3]
+    assert list(curves(fig, ACCURACY, 1)["best validation accuracy"].x) == [4]
 
 
 def test_a_band_while_seeds_are_still_training_covers_the_runs_that_reached_each_epoch():
@@ -239,10 +254,57 @@ def test_a_band_while_seeds_are_still_training_covers_the_runs_that_reached_each
     legend = [t.name for t in fig.data if t.showlegend is not False]
     assert sorted(legend) == sorted(
         [
-            "lowest validation loss",
+            "best validation accuracy",
             "training",
             "validation",
             "training: lowest to highest seed",
             "validation: lowest to highest seed",
         ]
     )
+
+
+# -- a phone, and titles from each run's own settings ---------------------------------------------
+def panel_titles(fig) -> list:
+    return [note for note in fig.layout.annotations if note.name is None]
+
+
+def test_stacked_puts_each_side_in_full_width_rows_that_do_not_overlap():
+    wide = compare_figure(BASELINE, AUGMENTED)
+    fig = figures.stack(wide)
+    assert wide.get_subplot(ACCURACY, 2).xaxis.domain != (0.0, 1.0), "the original is left as it was"
+    spans = sorted(fig.get_subplot(row, col).yaxis.domain for row in (ACCURACY, LOSS) for col in (1, 2))
+    assert all(fig.get_subplot(r, c).xaxis.domain == (0.0, 1.0) for r in (1, 2) for c in (1, 2))
+    assert all(below[1] < above[0] for below, above in zip(spans, spans[1:], strict=False)), spans
+    left, right = panel_titles(fig)
+    assert (left.text, right.text) == ("Without augmentation", "With augmentation")
+    # Each side's title sits above its own accuracy panel, the second well below the first side's loss.
+    assert left.y == fig.get_subplot(ACCURACY, 1).yaxis.domain[1]
+    assert right.y == fig.get_subplot(ACCURACY, 2).yaxis.domain[1] < fig.get_subplot(LOSS, 1).yaxis.domain[0]
+    assert compare_figure(BASELINE, AUGMENTED, stacked=True) == fig
+    assert fig.layout.height > wide.layout.height
+
+
+def test_titles_come_from_each_runs_own_settings():
+    base = RunConfig(epochs=5)
+    rotated = base.replace(augmentation={"rotation_range": 40.0})
+    flipped = base.replace(augmentation={"horizontal_flip": True})
+    assert figures.side_titles(base, rotated) == ("Without augmentation", "With augmentation")
+    assert figures.side_titles(rotated, base) == ("With augmentation", "Without augmentation")
+    assert figures.side_titles(flipped, rotated) == (
+        "With augmentation: rotation off, horizontal flip on",
+        "With augmentation: rotation 40°, horizontal flip off",
+    )
+    longer = rotated.replace(epochs=25, learning_rate=3e-4)
+    assert figures.differences(rotated, longer) == [("epochs", "5", "25"), ("learning rate", "0.0001", "0.0003")]
+    assert figures.knobs_on(rotated.replace(augmentation={"zoom_range": 0.2, "vertical_flip": True})) == [
+        "zoom ±20%",
+        "vertical flip",
+    ]
+
+
+def test_retitle_renames_the_panels_and_their_hover_texts_on_a_copy():
+    fig = compare_figure(BASELINE, AUGMENTED)
+    renamed = figures.retitle(fig, ("With augmentation: flip", "With augmentation: rotation 40°"))
+    assert [n.text for n in panel_titles(renamed)] == ["With augmentation: flip", "With augmentation: rotation 40°"]
+    assert curves(renamed, ACCURACY, 1)["training"].hovertemplate.startswith("With augmentation: flip<br>")
+    assert [n.text for n in panel_titles(fig)] == ["Without augmentation", "With augmentation"], "a copy"

@@ -69,11 +69,13 @@ def test_summarize_reads_rows_and_dataframes_alike():
     rows = history([0.5, 0.7, 0.6], val_loss=[0.5, 0.3, 0.3])
     summary = hist.summarize(rows)
     assert summary == hist.summarize(hist.to_frame(rows))
-    assert summary["epochs"] == 3 and summary["best_epoch"] == 2, "the first of equal losses"
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 2, "the epoch of the highest validation accuracy"
     assert summary["val_accuracy"] == pytest.approx(0.6) and summary["best_val_accuracy"] == pytest.approx(0.7)
     assert summary["gap"] == pytest.approx(0.1) and summary["seconds"] == pytest.approx(6.0)
     assert hist.summarize([]) == hist.summarize(hist.to_frame([])) == {"epochs": 0}
-    assert hist.reading(hist.summarize([])) == "No epoch has finished yet."
+    assert hist.reading([]) == hist.reading(hist.to_frame([])) == "No epoch has finished yet."
+    tied = history([0.5, 0.7, 0.7])
+    assert hist.summarize(tied)["best_epoch"] == 2, "the first of equal accuracies"
 
 
 def test_aggregate_gives_mean_min_max_and_std_per_epoch():
@@ -179,7 +181,9 @@ def test_summary_row_shows_mean_and_std_and_the_best_epochs():
     assert row["seeds"] == "2 of 3"
     assert row["val_accuracy"] == "70.0% ± 14.1%"
     assert row["gap"] == "10.0% ± 0.0%"
-    assert row["best_epoch"] == "1–2"
+    assert row["best_epoch"] == "2", "each seed's best epoch is its highest validation accuracy"
+    later = history([0.9, 0.6], val_loss=[0.3, 0.4])
+    assert hist.summary_row(hist.summarize_seeds([runs[0], later]), 2)["best_epoch"] == "1–2"
 
 
 def test_unsubmitted_names_the_runs_a_closed_page_had_not_handed_over_while_the_comparison_runs(tmp_path):

@@ -39,6 +39,7 @@ def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
     if args.record and not _record(args, name, config, runs, seconds, out.path):
         return EXIT_FAILED
     _print_table(summaries, seconds)
+    _print_readings(runs, config)
     if args.json:
         print(json.dumps(report))
     return 0
@@ -90,6 +91,7 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
     out.write("summary.json", json.dumps(report, indent=2) + "\n")
     out.keep()
     _print_seeds_table(runs, report, seconds)
+    _print_readings(runs, config)
     if args.json:
         print(json.dumps(report))
     return 0
@@ -129,10 +131,27 @@ def _print_seeds_table(runs: dict[str, list[Any]], report: dict[str, Any], secon
     for side, summary in report["runs"].items():
         cells = [format_mean_std(summary[c], summary[f"{c}_std"], ".3f") for c in columns]
         print(f"{side:>9}  " + "  ".join(f"{c:>17}" for c in cells))
-    for side, summary in report["runs"].items():
-        print(f"{side} (mean): {hist.reading(summary)}")
     print(verdict(runs["baseline"], runs["augmented"]))
     print(f"total {seconds:.1f} s")
+
+
+def _print_readings(runs: dict[str, Any], config: RunConfig) -> None:
+    """Each side's reading of its whole curve (the mean curve of several seeds) and what augmentation did."""
+    from lab.data.registry import REGISTRY
+
+    known = REGISTRY.get(config.dataset)
+    classes = len(known.class_names) if known is not None and known.class_names else None  # else guessed
+    sides = {
+        side: value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
+        for side, value in runs.items()
+    }
+    for side, histories in sides.items():
+        curve = histories[0] if len(histories) == 1 else hist.mean_history(hist.aggregate(histories))
+        print(f"{side}{' (mean)' if len(histories) > 1 else ''}: {hist.reading(curve, classes)}")
+    if {"baseline", "augmented"} <= set(sides):
+        print(
+            f"augmentation: {hist.augmentation_effect(sides['baseline'], sides['augmented'], config.augmentation, classes)}"
+        )
 
 
 def _progress_printer(epochs: int):
@@ -153,8 +172,6 @@ def _print_table(summaries: dict[str, dict[str, Any]], seconds: float) -> None:
     for side, summary in summaries.items():
         cells = [summary.get(c, float("nan")) for c in columns]
         print(f"{side:>9}  " + "  ".join(f"{c:>17.3f}" if isinstance(c, float) else f"{c:>17}" for c in cells))
-    for side, summary in summaries.items():
-        print(f"{side}: {hist.reading(summary)}")
     print(f"total {seconds:.1f} s")
 
 
