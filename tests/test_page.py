@@ -523,12 +523,12 @@ def assert_two_seed_comparison(page: Page) -> None:
     captions = page.captions()
     for side in ("Without augmentation", "With augmentation"):
         assert f"{side}: 2 of 2 seeds done." in captions, captions
-    tables = [d.value for d in page.at.dataframe if "seeds" in d.value.columns]
+    tables = [d.value for d in page.at.dataframe if "Seeds" in d.value.index]
     assert len(tables) == 1, "the summary table under the chart"
     table = tables[0]
-    assert list(table["seeds"]) == ["2 of 2", "2 of 2"]
+    assert list(table.loc["Seeds"]) == ["2 of 2", "2 of 2"]
     # The fake's seed 43 ends 2 points below seed 42: a standard deviation of 1.4 points.
-    assert all(" ± 1.4%" in cell for cell in table["val_accuracy"]), table
+    assert all(" ± 1.4%" in cell for cell in table.loc["Validation accuracy"]), table
     readings = [m for m in page.texts("markdown") if ", mean of 2 seeds:**" in m]
     assert len(readings) == 2 and all("Training accuracy" in r for r in readings), readings
     assert any(m.startswith("**Across seeds:**") for m in page.texts("markdown"))

@@ -61,6 +61,12 @@ def test_a_recording_shows_its_curves_and_a_new_recording_replaces_them(recordin
     captions = " ".join(c.value for c in page.at.caption)
     assert "demo: quick" in captions and "cores" in captions
     assert any("60.0%" in m.value or "60%" in m.value for m in page.at.markdown)
+    # The sides are named as the live comparison names them, each with its reading, then what augmentation did.
+    said = [m.value for m in page.at.markdown]
+    for side in ("Without augmentation", "With augmentation"):
+        assert any(m.startswith(f"**{side} (3 epochs):** Training accuracy") for m in said), said
+    assert not any("Baseline" in m or "Augmented" in m or "baseline" in m for m in said), said
+    assert any(m.startswith("**What augmentation did:** Augmentation made no clear difference") for m in said), said
 
     # Another visitor gets the same chart (built once per server)...
     assert recorded_chart(Page().run()) == traces

@@ -112,7 +112,9 @@ def show_recorded() -> None:
         st.plotly_chart(figures.stack(figure) if on_phone() else figure, width="stretch", key=f"recording-{name}")
         classes = classes_of(recording.config)
         for side, rows in recording.runs.items():
-            st.markdown(f"**{RECORDED_SIDES.get(side, side)}:** {hist.reading(rows, classes)}")
+            # The length too: a recording is the full-length run a short live one is read beside.
+            said = f"{RECORDED_SIDES.get(side, side)} ({len(rows)} epochs)"
+            st.markdown(f"**{said}:** {hist.reading(rows, classes)}")
         if {"baseline", "augmented"} <= set(recording.runs):
             effect = hist.augmentation_effect(
                 [recording.runs["baseline"]], [recording.runs["augmented"]], recording.config.augmentation, classes
