@@ -112,11 +112,11 @@ def stack(fig: go.Figure) -> go.Figure:
     for (row, col), (bottom, top) in STACKED.items():
         panel = fig.get_subplot(row, col)
         panel.xaxis.domain, panel.yaxis.domain = (0.0, 1.0), (bottom, top)
-        panel.xaxis.showticklabels = True
+        panel.xaxis.showticklabels = panel.yaxis.showticklabels = True  # each panel read on its own
         panel.yaxis.title.text = "accuracy" if row == 1 else "loss"
     for note, col in zip(titles, (1, 2), strict=True):
         note.update(x=0.5, y=STACKED[(1, col)][1], yanchor="bottom", yshift=8)
-    fig.update_layout(height=1300, legend={"y": -0.06}, margin={"t": 60, "b": 90, "l": 70, "r": 60})
+    fig.update_layout(height=1200, legend={"y": -0.11}, margin={"t": 60, "b": 150, "l": 70, "r": 60})
     return fig
 
 

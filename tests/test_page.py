@@ -523,7 +523,7 @@ def assert_two_seed_comparison(page: Page) -> None:
     captions = page.captions()
     for side in ("Without augmentation", "With augmentation"):
         assert f"{side}: 2 of 2 seeds done." in captions, captions
-    tables = [d.value for d in page.at.dataframe if "Seeds" in d.value.index]
+    tables = [d.value for d in page.at.table if "Seeds" in d.value.index]
     assert len(tables) == 1, "the summary table under the chart"
     table = tables[0]
     assert list(table.loc["Seeds"]) == ["2 of 2", "2 of 2"]

@@ -41,7 +41,7 @@ def bold_lines(page) -> dict[str, str]:
 
 
 def summary_table(page):
-    tables = [d.value for d in page.at.dataframe if "Best epoch" in d.value.index]
+    tables = [d.value for d in page.at.table if "Best epoch" in d.value.index]
     assert len(tables) == 1, "one summary table under the chart"
     return tables[0]
 

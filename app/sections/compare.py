@@ -185,7 +185,10 @@ def show_seeds_progress(side: str, statuses) -> None:
 
 
 def summary_table(rows: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """The sides as columns and the measures, in plain words, as rows: narrow enough for a phone."""
+    """The sides as columns and the measures, in plain words, as rows: narrow enough for a phone.
+
+    Shown with `st.table`, whose headers wrap: a grid's would run off a phone's screen.
+    """
     table = pd.DataFrame(rows)
     return table.rename(index=hist.TABLE_LABELS)
 
@@ -202,14 +205,14 @@ def show_summary(sides: list[list], titles: tuple[str, str], configs: tuple[RunC
     if seeds == 1:
         summaries = [hist.summarize(runs[0]) for runs in sides]
         if all(s.get("epochs") for s in summaries):
-            st.dataframe(summary_table({c: hist.table_row(s) for c, s in zip(columns, summaries, strict=True)}))
+            st.table(summary_table({c: hist.table_row(s) for c, s in zip(columns, summaries, strict=True)}))
             st.caption(hist.TABLE_NOTE)
         curves = [runs[0] for runs in sides]
     else:
         summaries = [hist.summarize_seeds(runs) for runs in sides]
         if all(s["seeds"] for s in summaries):
             rows = {c: hist.summary_row(s, len(runs)) for c, s, runs in zip(columns, summaries, sides, strict=True)}
-            st.dataframe(summary_table(rows))
+            st.table(summary_table(rows))
             st.caption(f"Mean ± standard deviation across the seeds that have finished an epoch. {hist.TABLE_NOTE}")
         curves = [hist.mean_history(hist.aggregate(runs)) for runs in sides]
     mean = f", mean of {seeds} seeds" if seeds > 1 else ""
