@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 
 import pytest
-from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer, seed_run
+from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer, fake_row, seed_run
 
 from lab.config import RunConfig
-from lab.history import comparison_configs
+from lab.history import comparison_configs, from_rows
 from lab.runs.store import RunStore
 from tools import browser as chromium
 
@@ -132,3 +132,33 @@ def test_on_a_phone_the_panel_titles_do_not_overlap_and_the_table_fits(lab, phon
     phone.screenshot(path=str(artifacts / "phone-table.png"))
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"the table runs off the screen: {box}"
     assert widths[0] <= widths[1] + 1, f"the table's columns are cut off: {widths}"
+
+
+def picker_text(tab, label: str) -> str:
+    """What a run picker shows: the text in its box."""
+    return tab.get_by_role("combobox", name=label).input_value()
+
+
+def test_historys_run_picker_follows_a_run_to_its_end(lab, phone):
+    # A browser's selectbox keeps the label it was showing; a run's label changes when it ends.
+    server, store = lab
+    running = CONFIG.replace(seed=9)
+    key = running.key()
+    store.record_queued(running)
+    store.record_start(key)
+    store.record_epoch(key, from_rows([fake_row(1, running)]))
+    phone.goto(server.url)
+    phone.get_by_role("combobox", name="Left run").wait_for(timeout=RERUN_MS)
+    before = picker_text(phone, "Left run")
+    assert "seed 9" in before and before.endswith("running"), before
+
+    store.record_finish(key, from_rows([fake_row(e, running) for e in range(1, 7)]))
+    phone.get_by_role("button", name="New variants").click()  # any rerun of the page
+    phone.wait_for_function(
+        "() => { const e = document.querySelector('input[aria-label=\"Left run\"]');"
+        " return !!e && e.value.includes('seed 9') && !e.value.endsWith('running'); }",
+        timeout=RERUN_MS,
+    )
+    after = picker_text(phone, "Left run")
+    print(f"picker before: {before!r}; after: {after!r}")
+    assert "seed 9" in after and after.endswith("done") and "6/6 epochs" in after, after
