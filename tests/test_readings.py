@@ -184,3 +184,18 @@ def test_best_epoch_is_the_epoch_of_the_highest_validation_accuracy_and_its_accu
         "best_epoch": "7",
     }
     assert set(row) <= set(hist.TABLE_LABELS) and all("_" not in label for label in hist.TABLE_LABELS.values())
+
+
+def test_the_command_line_prints_the_same_readings_and_what_augmentation_did(capsys):
+    from lab.cli.report import _print_readings
+    from lab.config import RunConfig
+
+    config = RunConfig(dataset="folder", data_dir="digits", augmentation=DIGIT_KNOBS)
+    _print_readings({"baseline": DIGITS_WITHOUT, "augmented": DIGITS_WITH}, config)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"baseline: {hist.reading(DIGITS_WITHOUT)}"
+    assert lines[1].startswith("augmented: Training accuracy 76%")
+    assert lines[2].startswith("augmentation: Augmentation hurt validation by 28 points") and "flips" in lines[2]
+    _print_readings({"baseline": [AT_CHANCE, AT_CHANCE_TOO], "augmented": [GENERALISING, GENERALISING]}, config)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("baseline (mean): Training accuracy") and "has not learned yet" in lines[0]
