@@ -137,8 +137,12 @@ def test_historys_pickers_follow_the_runs_state_and_tell_seeds_apart(lab_env):  
     options = list(page.selectbox("Left run").options)
     assert not any(option.endswith(("· running", "· queued")) for option in options), options
     assert page.selectbox("Left run").value == key, "the run picked stays picked"
-    table = page.at.dataframe[-1].value
+    history = page.at.dataframe[-1]
+    table = history.value
     assert table.loc[key, "state"] == "done" and table.loc[done, "val_accuracy"].endswith("%")
+    shown = {name: column.get("label") for name, column in json.loads(history.proto.columns).items()}
+    assert shown["val_accuracy"] == "Validation accuracy" and shown["_index"] == "Run", "plain words on screen"
+    assert all(label and "_" not in label for label in shown.values()), shown
 
 
 def test_the_chart_says_when_the_pages_settings_no_longer_match_it(lab_env):  # noqa: F811
