@@ -215,10 +215,19 @@ def _swing(rows: list[Row]) -> tuple[float, float] | None:
 
 
 def _loss_rose(rows: list[Row]) -> int | None:
-    """The epoch of lowest validation loss when the loss has risen clearly since then, else None."""
+    """The epoch of lowest validation loss when the loss has risen since then and stayed up, else None.
+
+    The lowest must lie a fifth of the run (at least 2 epochs) before the end, and the last epochs'
+    mean be `LOSS_RISE` times above it: one noisy epoch at the end is not a rise.
+    """
     lowest = min(rows, key=lambda row: row["val_loss"])
-    rise = rows[-1]["val_loss"] - lowest["val_loss"]
-    if lowest is not rows[-1] and rows[-1]["val_loss"] >= LOSS_RISE * lowest["val_loss"] and rise >= 0.02:
+    settled = max(2, len(rows) // 5)
+    late = _mean([row["val_loss"] for row in rows[-max(2, len(rows) // 10) :]])
+    if (
+        rows.index(lowest) < len(rows) - settled
+        and late >= LOSS_RISE * lowest["val_loss"]
+        and late - lowest["val_loss"] >= 0.02
+    ):
         return int(lowest["epoch"])
     return None
 
@@ -260,7 +269,10 @@ def reading(history: Any, classes: int | None = None) -> str:
     if kind == "underfitting":
         climbing = len(rows) > 1 and last["val_accuracy"] > _window(rows)[0]["val_accuracy"]
         todo = "validation is still climbing, so more epochs should help" if climbing else "try more epochs"
-        return f"Training accuracy {train} and validation {val} are both still low: the model underfits; {todo}."
+        return (
+            f"Training accuracy {train} and validation {val} stay together, but the model has not fit even its "
+            f"training images yet (underfitting); {todo}."
+        )
     gap = last["accuracy"] - last["val_accuracy"]
     small = f" with a small gap of {gap * 100:.0f} points" if gap >= SMALL_GAP else ""
     return f"Training accuracy {train} and validation {val} move together{small}: the model generalises ({best})."

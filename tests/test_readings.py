@@ -88,9 +88,9 @@ UNDERFITTING = curve(
         (SWINGING, 2, "swinging", "swings between 50% and 94%"),
         (OVERFITTING, 2, "overfitting", "validation loss has risen since its lowest at epoch 4"),
         (GENERALISING, 2, "generalising", "move together"),
-        (UNDERFITTING, 2, "underfitting", "underfits"),
+        (UNDERFITTING, 2, "underfitting", "not fit even its training images yet (underfitting)"),
         (DIGITS_WITHOUT, 10, "generalising", "move together"),
-        (DIGITS_WITH, 10, "underfitting", "underfits"),
+        (DIGITS_WITH, 10, "underfitting", "(underfitting)"),
     ],
 )
 def test_each_shape_of_curve_gets_its_own_reading(history, classes, kind, words):
@@ -122,6 +122,20 @@ def test_a_learning_multiclass_run_is_not_taken_for_chance_when_the_count_is_gue
     learned = curve([0.7, 0.82], [0.7, 0.8], [0.9, 0.69], [0.88, 0.7])
     assert hist.shape(learned, None) != "not learning"
     assert hist.shape(learned, 10) != "not learning"
+
+
+def test_one_noisy_last_epoch_of_validation_loss_is_not_overfitting():
+    # The builtin lesson with augmentation: lowest validation loss at epoch 7 of 8, the last one 15% up.
+    noisy = [{**row} for row in GENERALISING]
+    noisy[6]["val_loss"], noisy[7]["val_loss"] = 0.40, 0.46
+    assert hist.shape(noisy, 2) == "generalising"
+    # The same rise kept up over the last epochs, from a lowest early in the run, is overfitting.
+    losses = [0.6, 0.5, 0.45, 0.5, 0.55, 0.6, 0.6, 0.62]
+    kept = [
+        {**row, "val_loss": loss, "val_accuracy": row["val_accuracy"] - 0.03}  # and a gap of 7 points
+        for row, loss in zip(GENERALISING, losses, strict=True)
+    ]
+    assert hist.shape(kept, 2) == "overfitting" and "since its lowest at epoch 3" in hist.reading(kept, 2)
 
 
 def test_a_steady_climb_is_not_a_swing():
