@@ -1,4 +1,4 @@
-"""The page's title, what it is for, and the preset picker with its lesson."""
+"""The page's title and what it is for (main area), and the preset picker with its lesson (sidebar)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from lab.presets import list_presets, load_preset
 
 def show() -> None:
     st.title("Overfitting Lab")
-    st.markdown(
-        "Train the course's small CNN twice, **without** and **with** image augmentation, and watch what happens "
-        "to the training and validation curves. Without augmentation the model memorises its training images; "
-        "augmentation shows it new variants every epoch, in memory, and the curves move together."
+    st.caption(
+        "Train the course's small CNN twice, **without** and **with** image augmentation, and watch the training "
+        "and validation curves. Set the data and the augmentations in the sidebar, then press Train."
     )
     if lowered := st.session_state.get("lowered"):
         st.info(
@@ -24,6 +23,10 @@ def show() -> None:
         )
     if "link_error" in st.session_state:
         st.warning(public_text(st.session_state.pop("link_error")))
+
+
+def preset_picker() -> None:
+    """The preset, and its lesson while the data is still the preset's own (after an upload it would mislead)."""
     if not shown("preset"):
         return
     names = list_presets()
@@ -35,6 +38,9 @@ def show() -> None:
         on_change=on_preset_change,
         help="Sets every control below; change any of them afterwards.",
     )
-    lesson = load_preset(st.session_state.preset).lesson
-    if lesson:
-        st.caption(lesson)
+    preset = load_preset(st.session_state.preset)
+    same_data = st.session_state.dataset == preset.config.dataset and not (
+        st.session_state.data_dir and st.session_state.data_dir != (preset.config.data_dir or "")
+    )
+    if preset.lesson and same_data:
+        st.caption(preset.lesson)
