@@ -50,7 +50,7 @@ def lower_tabs(info: DatasetInfo | None, config: RunConfig | ConfigError) -> Non
 
 
 # (tab, the `?hide=` name that hides it, if any)
-TABS = (("History", "history"), ("Code", "code"), ("This configuration as JSON", "code"), ("About the data", None))
+TABS = (("About the data", None), ("History", "history"), ("Code", "code"), ("This configuration as JSON", "code"))
 
 
 def main() -> None:

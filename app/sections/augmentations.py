@@ -68,7 +68,7 @@ def preview_strip(aug: Augmentation) -> None:
             st.image(list(variants), width=72, caption=[f"variant {i + 1}" for i in range(len(variants))])
         else:
             st.caption("Switch an augmentation on (sidebar) to see the variants the model would train on.")
-    buttons = st.columns([1, 4])
+    buttons = st.columns([1, 2, 5])
     if buttons[0].button("New variants", help="Draw other random variants"):
         state.preview_seed += 1
         st.rerun()

@@ -85,7 +85,8 @@ def show_problem(problem: registry.DatasetError | None) -> None:
         return
     title = registry.REGISTRY[state.dataset].title
     message = st.empty()  # a failed download replaces this message: its own says what to do by hand
-    message.info(f"{title} is not downloaded yet{'' if hosted() else ' on this computer'}.")
+    missing = "is not on this server yet" if hosted() else "is not downloaded yet on this computer"
+    message.info(f"{title} {missing}: the button below fetches it.")
     if shown("data"):
         download_control(state.dataset, message)
     if not hosted():  # hosted, the steps by hand name folders visitors do not have
@@ -192,6 +193,8 @@ def subset_and_size_controls(info: registry.DatasetInfo) -> None:
     # elsewhere (a preset, a link, another dataset). Passing `value=` instead made the value part of the
     # widget's identity: each move made a new widget, which dropped the next move and the keyboard focus.
     wanted = min(max(state.train_images or total, minimum), total)
+    if state.train_images and wanted != state.train_images:  # below this dataset's minimum
+        state.train_images = 0 if wanted >= total else wanted
     if state.get(TRAIN_IMAGES_WIDGET) != wanted:
         state[TRAIN_IMAGES_WIDGET] = wanted
     st.slider(

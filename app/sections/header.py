@@ -1,4 +1,4 @@
-"""The page's title and what it is for (main area), and the preset picker with its lesson (sidebar)."""
+"""The page's title, what it is for and the preset's lesson (main area), and the preset picker (sidebar)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,19 @@ from app.privacy import public_text
 from app.state import on_preset_change, shown
 from lab.presets import list_presets, load_preset
 
+# Streamlit leaves 6rem above the title; the one-screen layout needs that room for the curves.
+COMPACT = '<style>[data-testid="stMainBlockContainer"] { padding-top: 3rem; }</style>'
+
 
 def show() -> None:
+    st.html(COMPACT)
     st.title("Overfitting Lab")
     st.caption(
         "Train the course's small CNN twice, **without** and **with** image augmentation, and watch the training "
         "and validation curves. Set the data and the augmentations in the sidebar, then press Train."
     )
+    if lesson := preset_lesson():
+        st.caption(f"**What to look for:** {lesson}")
     if lowered := st.session_state.get("lowered"):
         st.info(
             "This page changed what the link or preset asked, to keep within what it offers: "
@@ -25,8 +31,15 @@ def show() -> None:
         st.warning(public_text(st.session_state.pop("link_error")))
 
 
+def preset_lesson() -> str:
+    """The preset's lesson while the data is still the preset's own: after an upload it would describe other images."""
+    state = st.session_state
+    preset = load_preset(state.preset)
+    same_data = state.dataset == preset.config.dataset and (state.data_dir or "") == (preset.config.data_dir or "")
+    return preset.lesson if same_data else ""
+
+
 def preset_picker() -> None:
-    """The preset, and its lesson while the data is still the preset's own (after an upload it would mislead)."""
     if not shown("preset"):
         return
     names = list_presets()
@@ -38,9 +51,3 @@ def preset_picker() -> None:
         on_change=on_preset_change,
         help="Sets every control below; change any of them afterwards.",
     )
-    preset = load_preset(st.session_state.preset)
-    same_data = st.session_state.dataset == preset.config.dataset and not (
-        st.session_state.data_dir and st.session_state.data_dir != (preset.config.data_dir or "")
-    )
-    if preset.lesson and same_data:
-        st.caption(preset.lesson)
