@@ -220,15 +220,20 @@ def status_line(side: str, status) -> str:
 
 
 def queue_words(status) -> str:
-    """Who is ahead of a queued run: "1" means it trains next, which is only news when nothing of ours is ahead."""
+    """Who is ahead of a queued run, from the worker's position and this page's own runs."""
     worker = get_worker()
     position = status.position or 1
     own = [worker.status(key) for key in (st.session_state.get("active") or ()) if key != status.key]
     own_running = sum(s.state == "running" for s in own)
     own_queued = sum(s.state == "queued" and (s.position or 0) < position for s in own)
-    # Position 1 trains next; while it waits, something is training: ours, or another visitor's.
-    others = (position - 1 - own_queued) + (0 if own_running else 1)
-    yours = own_running + own_queued
+    return queue_text(position, own_running, own_queued)
+
+
+def queue_text(position: int, own_running: int, own_queued_ahead: int) -> str:
+    """A queued run's place in words. Position 1 means "trains next", and while it waits something is
+    training: this page's own run or another visitor's. Only the latter is someone else ahead."""
+    others = (position - 1 - own_queued_ahead) + (0 if own_running else 1)
+    yours = own_running + own_queued_ahead
     mine = "your other run" if yours == 1 else f"your {yours} other runs"
     if others <= 0:
         return f"queued; it trains right after {mine}, no one else's."

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,22 +30,25 @@ from page_helpers import (
     Page,
     band_traces,
     curve_traces,
+    fake_row,
     fake_trainer_class,
     seed_run,
     trace_x,
     wait_for,
 )
 
+import app.runs
 import lab.figures
 import lab.recordings
 import lab.runs.trainer
 import lab.runs.worker
+from app.runs import queue_text
 from lab.config import MAX_SEEDS, RunConfig
-from lab.history import comparison_configs
+from lab.history import comparison_configs, from_rows
 from lab.presets import load_preset
 from lab.runs.store import RunStore
 from lab.runs.trainer import SubprocessTrainer, TrainingFailed
-from lab.runs.worker import Worker
+from lab.runs.worker import JobStatus, Worker
 
 REAL_RUN_TIMEOUT = 150.0  # a cold child imports TensorFlow (~5-10 s) before the first epoch
 
@@ -386,6 +390,68 @@ def test_preset_sets_every_control(lab_env, image_folder):
     assert not any(n.startswith("shear_range=") for n in page.captions())
 
 
+# -- honest status ------------------------------------------------------------------------------
+def record_timed_run(store: RunStore, config: RunConfig, epoch_seconds: float) -> None:
+    """A finished run whose every epoch took `epoch_seconds`, as this server's worker would have stored it."""
+    rows = [{**fake_row(epoch, config), "seconds": epoch_seconds} for epoch in range(1, config.epochs + 1)]
+    store.record_queued(config)
+    store.record_start(config.key())
+    store.record_finish(config.key(), from_rows(rows))
+
+
+def test_the_estimate_learns_this_servers_speed_from_its_finished_runs(lab_env):
+    page = lab_env.page().run()
+    quick = RunConfig.from_dict(page.config())  # 300 training images, 100 validation images at 64 px, 20 epochs
+    guess = next(c for c in page.captions() if c.startswith("Estimated time"))
+    assert guess.startswith("Estimated time: about 40 s") and "A guess for a 2-core CPU" in guess, guess
+
+    # Two runs on this server at 64 px took 2 s an epoch (the guess says 0.6 s): a slower machine, or a busy one.
+    for seed in (1, 2):
+        record_timed_run(lab_env.store, quick.replace(seed=seed, epochs=3), epoch_seconds=2.0)
+    st.cache_data.clear()
+    page.run()
+    measured = next(c for c in page.captions() if c.startswith("Estimated time"))
+    # 2 runs × 20 epochs × 2 s, and the start-up these runs measured (next to none): 80 s.
+    assert measured.startswith("Estimated time: about 80 s"), measured
+    assert measured.endswith("Measured on this server: 2 runs at 64 px."), measured
+
+    page.select_slider("Image size (pixels)").set_value(48)
+    page.run()
+    scaled = next(c for c in page.captions() if c.startswith("Estimated time"))
+    # (48/64)² of the pixels: 45 s.
+    assert scaled.startswith("Estimated time: about 45 s"), scaled
+    assert scaled.endswith("Measured on this server: 2 runs at 64 px, scaled to 48 px."), scaled
+
+
+@pytest.mark.parametrize(
+    "position, own_running, own_queued, words",
+    [
+        (1, 1, 0, "queued; it trains right after your other run, no one else's."),
+        (2, 1, 1, "queued; it trains right after your 2 other runs, no one else's."),
+        (1, 0, 0, "queued behind another visitor's run."),
+        (2, 0, 0, "queued behind 2 runs of other visitors."),
+        (3, 1, 0, "queued behind 2 runs of other visitors and your other run."),
+    ],
+)
+def test_a_queued_run_says_whose_runs_are_ahead(position, own_running, own_queued, words):
+    assert queue_text(position, own_running, own_queued) == words
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_starting_run_says_loading_tensorflow_only_while_it_is_not_loaded(monkeypatch, warm):
+    class Trainer:
+        pass
+
+    trainer = Trainer()
+    trainer.warm = warm
+    monkeypatch.setattr(app.runs, "get_trainer", lambda: trainer)
+    starting = JobStatus(key="k", state="running", epochs_done=0, epochs_total=5)
+    line = app.runs.status_line("With augmentation", starting)
+    assert ("loading TensorFlow" in line) is not warm, line
+    assert line.startswith("With augmentation: ")
+    assert app.runs.status_line("With augmentation", replace(starting, epochs_done=1)) == ""
+
+
 # -- training through the worker ------------------------------------------------------------
 def test_train_both_runs_to_the_end_in_the_child_trainer(lab_env):
     page = tiny(lab_env.page().run(), epochs=2)
@@ -408,6 +474,7 @@ def test_train_both_runs_to_the_end_in_the_child_trainer(lab_env):
     assert [s.state for s in statuses] == ["done", "done"], [(s.state, s.error) for s in statuses]
     assert [s.epochs_done for s in statuses] == [2, 2]
     assert lab_env.trainers and lab_env.trainers[0]._child is not None, "trained in the child process"
+    assert lab_env.trainers[0].warm, "TensorFlow stays loaded in the child: the next run says so, not 'loading'"
 
     page.run()
     curves = curve_traces(page.chart_traces())
