@@ -55,29 +55,29 @@ def controls() -> None:
 
 
 def preview_strip(aug: Augmentation) -> None:
-    """The first training image and eight variants of it, in one row, with the button that draws others."""
+    """The first training image and eight variants of it in one row, with the buttons that draw others."""
     state = st.session_state
     samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
     first = next(iter(samples.values()))
-    cols = st.columns([1, 9])
+    cols = st.columns([1, 8, 2], vertical_alignment="center")
     with cols[0]:
-        st.image(first[0], caption="original", width=72)
+        st.image(first[0], caption="original", width=64)
     with cols[1]:
         if aug.enabled:
             variants = preview(first[0], aug, count=VARIANTS, seed=state.preview_seed)
-            st.image(list(variants), width=72, caption=[f"variant {i + 1}" for i in range(len(variants))])
+            st.image(list(variants), width=64, caption=[f"variant {i + 1}" for i in range(len(variants))])
         else:
             st.caption("Switch an augmentation on (sidebar) to see the variants the model would train on.")
-    buttons = st.columns([1, 2, 5])
-    if buttons[0].button("New variants", help="Draw other random variants"):
-        state.preview_seed += 1
-        st.rerun()
-    if aug.enabled:
-        with buttons[1].popover("Each augmentation on its own"):
-            for knob in single_knobs(aug):
-                alone = single_knob(aug, knob.name)
-                strip = preview(first[0], alone, count=6, seed=state.preview_seed)
-                st.image(list(strip), width=72, caption=[knob.label] * 6)
+    with cols[2]:
+        if st.button("New variants", help="Draw other random variants"):
+            state.preview_seed += 1
+            st.rerun()
+        if aug.enabled:
+            with st.popover("Each on its own", help="Each switched-on augmentation alone"):
+                for knob in single_knobs(aug):
+                    alone = single_knob(aug, knob.name)
+                    strip = preview(first[0], alone, count=6, seed=state.preview_seed)
+                    st.image(list(strip), width=72, caption=[knob.label] * 6)
 
 
 def show_code(aug: Augmentation) -> None:

@@ -105,7 +105,7 @@ def sample_strips(info: registry.DatasetInfo) -> None:
         captions = [name for name, images in samples.items() for _ in images[:per_class]]
         with col:
             st.caption(f"**{title}**")
-            st.image(images, caption=captions, width=64)
+            st.image(images, caption=captions, width=56)
 
 
 def show_contents(info: registry.DatasetInfo) -> None:

@@ -16,8 +16,8 @@ def show() -> None:
     st.html(COMPACT)
     st.title("Overfitting Lab")
     st.caption(
-        "Train the course's small CNN twice, **without** and **with** image augmentation, and watch the training "
-        "and validation curves. Set the data and the augmentations in the sidebar, then press Train."
+        "Train the course's small CNN twice, **without** and **with** image augmentation, and compare the curves. "
+        "Set the data and the augmentations in the sidebar."
     )
     if lesson := preset_lesson():
         st.caption(f"**What to look for:** {lesson}")

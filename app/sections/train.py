@@ -48,7 +48,7 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
         for c in configs
     )
     running = comparison_running()
-    cols = st.columns([2, 1, 3])
+    cols = st.columns([1.3, 1, 4])
     if not config.augmentation.enabled:
         cols[2].info("Switch on at least one augmentation to compare.")
     else:
