@@ -200,6 +200,23 @@ def test_a_course_dataset_not_downloaded_yet_says_so_calmly_with_the_details_on_
     assert not page.texts("error") and page.has_button(TRAIN)
 
 
+def test_the_presets_lesson_shows_only_while_the_data_is_the_presets(lab_env, image_folder):
+    page = lab_env.page().run()
+    lesson = load_preset("quick").lesson
+    assert any(f"**What to look for:** {lesson}" in c for c in page.captions()), "the quick lesson, on the cartoons"
+    folder = image_folder("mine", classes=("birds", "fish"), train=6, validation=4)
+    # What an upload does (it sets the folder of "Your own folder"); the lesson would describe the cartoons.
+    page.selectbox("Dataset").select("folder")
+    page.run()
+    page.text_input("Folder on this computer").input(str(folder))
+    page.run()
+    assert page.split_strips()["Training images"][0] == "birds"
+    assert not any("What to look for" in c for c in page.captions()), page.captions()
+    page.selectbox("Dataset").select("builtin")
+    page.run()
+    assert any("What to look for" in c for c in page.captions()), "back on the cartoons, the lesson is back"
+
+
 def test_folder_dataset_missing_then_real_folder(lab_env, image_folder, tmp_path):
     page = lab_env.page().run()
     page.selectbox("Dataset").select("folder")
