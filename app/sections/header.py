@@ -10,7 +10,7 @@ from lab.presets import list_presets, load_preset
 
 # Streamlit leaves 6rem above the title and draws it at 2.75rem: the one-screen layout needs that room for the curves.
 COMPACT = """<style>
-[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 4rem; }
 [data-testid="stMainBlockContainer"] h1 { font-size: 2.2rem; padding-top: 0; }
 </style>"""
 
