@@ -173,6 +173,7 @@ def test_switching_an_augmentation_changes_the_preview(page, server, artifacts):
     shoot(page, artifacts, "03-preview-after-vertical-flip", clip=preview_clip(after))
     assert switch.is_checked()
     assert [i["src"] for i in after] != [i["src"] for i in before]
+    page.get_by_role("tab", name="Code", exact=True).click()  # the code waits in its tab, below the curves
     assert page.get_by_text("vertical_flip=True").first.is_visible(), "the ImageDataGenerator code follows"
 
     # A knob's value: Rotation from 40 to 0 degrees with the keyboard changes the preview again.
