@@ -78,6 +78,8 @@ def test_the_train_button_and_the_first_switch_show_together_on_a_laptop(laptop,
     assert in_first_screen(switch), f"the first augmentation switch is outside the first screen: {switch}"
     assert in_first_screen(variant) and in_first_screen(validation), "the preview and the validation strip too"
     assert switch["x"] < train["x"], "the knobs on the left (the sidebar), what they change on the right"
+    rotation = laptop.get_by_role("slider", name="Rotation (degrees)").get_attribute("aria-valuetext")
+    assert rotation == "40°", f"degrees read as degrees, not {rotation!r}"
 
 
 def slider_state(tab, name: str) -> tuple[int, bool]:

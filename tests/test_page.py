@@ -270,6 +270,13 @@ def snapshot(page: Page) -> dict:
     }
 
 
+def test_a_keyboard_reaches_a_visible_shear_in_a_few_presses(lab_env):
+    page = lab_env.page().run()
+    shear = page.slider("Shear (degrees)")
+    assert shear.step == 1.0, "whole degrees: ten presses from 0 to 10 degrees, not a hundred"
+    assert shear.value == 10.0
+
+
 def test_every_move_of_the_training_images_slider_is_taken(lab_env):
     """The issue's drags to 30/60/90/20/50/80%: each move, not every second one, sets the configuration."""
     page = lab_env.page().run()
