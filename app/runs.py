@@ -20,6 +20,7 @@ from lab import history as hist
 from lab.config import RunConfig
 from lab.runs import trainer as trainer_module
 from lab.runs import worker as worker_module
+from lab.runs.estimate import Calibration, Measured, calibrate, overhead
 from lab.runs.hosting import max_queued
 from lab.runs.store import RunStore, default_store_root
 from lab.runs.worker import CancelOutcome, OverCap, QueueFull, Worker
@@ -39,11 +40,22 @@ def get_worker() -> Worker:
     """
     return worker_module.Worker(
         RunStore(default_store_root()),
-        train_fn=trainer_module.SubprocessTrainer(),
+        train_fn=get_trainer(),
         limits=limits(),  # the worker enforces the caps itself, whatever a link or a widget asks
         max_queued=max_queued(secrets()),
         unwatched_seconds=UNWATCHED_SECONDS or None,
     )
+
+
+@st.cache_resource
+def get_trainer():
+    """The worker's trainer (one per server, like the worker): the page asks it whether TensorFlow is loaded."""
+    return trainer_module.SubprocessTrainer()
+
+
+def trainer_warm() -> bool:
+    """Whether the training child has TensorFlow loaded: a run starting now skips the import."""
+    return bool(getattr(get_trainer(), "warm", False))
 
 
 # -- handing runs over -------------------------------------------------------------------------
@@ -189,3 +201,66 @@ def recorded_figure(name: str, version: int):
     runs = recording.runs
     figure = figures.compare_figure(runs.get("baseline"), runs.get("augmented"), epochs=recording.config.epochs)
     return recording, figure
+
+
+# -- what the page says about a run ------------------------------------------------------------
+def status_line(side: str, status) -> str:
+    """One line on a run that is queued or has not finished its first epoch, for the compare section.
+
+    Says whose runs are ahead of a queued one (this page's own, or other visitors'), and whether a
+    starting run has TensorFlow still to load. Other states get "" (the section draws those itself).
+    """
+    if status.state == "queued":
+        return f"{side}: {queue_words(status)}"
+    if status.state == "running" and status.epochs_done == 0:
+        if trainer_warm():
+            return f"{side}: starting (TensorFlow is loaded; decoding images, building the model)…"
+        return f"{side}: warming up (loading TensorFlow, decoding images, building the model)…"
+    return ""
+
+
+def queue_words(status) -> str:
+    """Who is ahead of a queued run, from the worker's position and this page's own runs."""
+    worker = get_worker()
+    position = status.position or 1
+    own = [worker.status(key) for key in (st.session_state.get("active") or ()) if key != status.key]
+    own_running = sum(s.state == "running" for s in own)
+    own_queued = sum(s.state == "queued" and (s.position or 0) < position for s in own)
+    return queue_text(position, own_running, own_queued)
+
+
+def queue_text(position: int, own_running: int, own_queued_ahead: int) -> str:
+    """A queued run's place in words. Position 1 means "trains next", and while it waits something is
+    training: this page's own run or another visitor's. Only the latter is someone else ahead."""
+    others = (position - 1 - own_queued_ahead) + (0 if own_running else 1)
+    yours = own_running + own_queued_ahead
+    mine = "your other run" if yours == 1 else f"your {yours} other runs"
+    if others <= 0:
+        return f"queued; it trains right after {mine}, no one else's."
+    theirs = "another visitor's run" if others == 1 else f"{others} runs of other visitors"
+    return f"queued behind {theirs}" + (f" and {mine}." if yours else ".")
+
+
+# -- the estimate's calibration ---------------------------------------------------------------------
+@st.cache_data(show_spinner=False, ttl=30, max_entries=16)
+def calibration(dataset: str, data_dir: str | None, train_total: int, validation_count: int) -> Calibration:
+    """This server's measured speed, from its finished runs on the same data (whose image counts are known).
+
+    Cached briefly: reading every run's history on each rerun would cost more than the page's own work.
+    """
+    measured = []
+    for run in get_worker().store.list_runs(limit=200):
+        config = run.config
+        if not run.done or config.dataset != dataset or (config.data_dir or None) != data_dir:
+            continue
+        seconds = [float(row.get("seconds") or 0.0) for row in run.history]
+        measured.append(
+            Measured(
+                config,
+                config.train_images or train_total,
+                validation_count,
+                seconds,
+                overhead(run.status.started, run.status.finished, seconds),
+            )
+        )
+    return calibrate(measured)

@@ -94,7 +94,7 @@ KNOBS: tuple[Knob, ...] = (
         "RandomShear",
         unit="degrees",
         high=60.0,
-        step=0.1,
+        step=1.0,  # whole degrees: a keyboard reaches 10 in ten presses (a link may still ask for 0.2)
         on=10.0,
         note="degrees",
     ),

@@ -116,6 +116,20 @@ class Page:
     def image_strips(self) -> list:
         return self.elements("image")
 
+    def split_strips(self) -> dict[str, list[str]]:
+        """The main area's sample strips: "Training images"/"Validation images" -> the class under each image."""
+        strips = {}
+        for block in _walk(self.at.main):
+            children = getattr(block, "children", None)
+            if not isinstance(children, dict):
+                continue
+            children = list(children.values())
+            kinds = [getattr(child, "type", None) for child in children]
+            if kinds[:2] == ["caption", "image"]:
+                title = children[0].value.strip("*")
+                strips[title] = list(children[1].captions)
+        return strips
+
     def preview_urls(self) -> list[str]:
         """The media URLs of the eight preview variants (they name the image bytes by hash)."""
         strips = [s for s in self.image_strips() if s.captions and s.captions[0] == "variant 1"]

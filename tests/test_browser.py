@@ -2,8 +2,8 @@
 
 Marked `browser`; skipped when /usr/bin/chromium or the playwright package is missing
 (`.ci/run` installs both). Screenshots go to $LAB_ARTIFACTS, else to a pytest temporary
-folder; their paths are printed (`pytest -s` shows them). With LAB_UPDATE_SCREENSHOT=1 the
-finished comparison is also saved to docs/screenshot-comparison.png for the README.
+folder; their paths are printed (`pytest -s` shows them). The README's screenshot is taken at a
+laptop's size by tests/test_browser_layout.py.
 
 Controls are found by their visible labels and roles, as a user finds them.
 """
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer
+from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer
 
 from tools import browser as chromium
 
@@ -174,6 +173,7 @@ def test_switching_an_augmentation_changes_the_preview(page, server, artifacts):
     shoot(page, artifacts, "03-preview-after-vertical-flip", clip=preview_clip(after))
     assert switch.is_checked()
     assert [i["src"] for i in after] != [i["src"] for i in before]
+    page.get_by_role("tab", name="Code", exact=True).click()  # the code waits in its tab, below the curves
     assert page.get_by_text("vertical_flip=True").first.is_visible(), "the ImageDataGenerator code follows"
 
     # A knob's value: Rotation from 40 to 0 degrees with the keyboard changes the preview again.
@@ -201,24 +201,6 @@ def test_a_tiny_comparison_runs_to_the_end_with_both_charts(page, server, artifa
     assert "runs=" in page.url, "the URL names the runs being watched"
     check_comparison(page)
     shoot(page, artifacts, "06-comparison-finished")
-
-
-@pytest.mark.skipif(
-    os.environ.get("LAB_UPDATE_SCREENSHOT") != "1", reason="set LAB_UPDATE_SCREENSHOT=1 to retake the README screenshot"
-)
-def test_update_the_readme_screenshot(page, server, artifacts):
-    """The quick preset's whole lesson (about a minute or two of training), pictured for the README."""
-    open_page(page, server)
-    seconds = train_and_wait(page, artifacts, README_TRAINING_MS, "readme-training")
-    print(f"the quick lesson trained and shown after {seconds:.1f} s")
-    check_comparison(page)
-    top = page.get_by_role("heading", name="4. Compare").bounding_box()
-    bottom = page.get_by_role("heading", name="5. History").bounding_box()
-    clip = {"x": 0, "y": top["y"] - 16, "width": VIEWPORT["width"], "height": bottom["y"] - top["y"]}
-    path = shoot(page, artifacts, "comparison-for-readme", clip=clip)
-    target = REPO / "docs" / "screenshot-comparison.png"
-    shutil.copyfile(path, target)
-    print(f"README screenshot updated: {target}")
 
 
 def train_and_wait(tab, artifacts: Path, timeout_ms: int, name: str) -> float:

@@ -117,13 +117,13 @@ SAMPLES_JS = """
 
 
 def sample_strip(tab) -> dict[str, int]:
-    """Class -> images shown (and loaded) in the data section's sample strip."""
+    """Class -> images shown (and loaded) in the strips of training and validation images."""
     captions = [c for c in tab.evaluate(SAMPLES_JS) if c]
     return {name: captions.count(name) for name in sorted(set(captions))}
 
 
 def wait_for_samples(tab, expected: dict[str, int]) -> None:
-    """Wait until the sample strip shows `expected` images per class, all loaded."""
+    """Wait until the strips show `expected` images per class, all loaded."""
     counts = "captions => Object.entries(captions.filter(Boolean).reduce((n, c) => ({...n, [c]: (n[c] || 0) + 1}), {}))"
     check = f"(expected) => JSON.stringify(({counts})(({SAMPLES_JS})()).sort()) === JSON.stringify(expected)"
     try:
@@ -164,7 +164,8 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
     assert "split by a seeded fraction" in text
     assert re.search(r"\b1 files? skipped: 1 not an image\b", text), text
     assert "uploaded before" not in text
-    wait_for_samples(page, {"cats": 4, "dogs": 4})  # the uploaded training images
+    # The uploaded images: two training images of each class, and the one validation image of each.
+    wait_for_samples(page, {"cats": 3, "dogs": 3})
     page.get_by_text("variant 1", exact=True).wait_for(timeout=RERUN_MS)  # the preview draws from them too
     assert page.get_by_role("alert").count() == 0, "no error or warning once the images are in"
     assert page.get_by_role("button", name="Train both runs").is_enabled()
@@ -193,12 +194,12 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
         upload(again, zips[PHOTOS])
         text = summary_text(again)
         assert "uploaded before" not in text and "reused" not in text, text
-        wait_for_samples(again, {"cats": 4, "dogs": 4})
+        wait_for_samples(again, {"cats": 3, "dogs": 3})
         assert len(uploads_of(lab_root)) == 2 and token in uploads_of(lab_root)
         shoot(again, artifacts, "upload-03-reused")
         # The link copied after the first upload opens the same images, with no upload.
         again.goto(link)
-        wait_for_samples(again, {"cats": 4, "dogs": 4})
+        wait_for_samples(again, {"cats": 3, "dogs": 3})
         assert again.get_by_role("alert").count() == 0
     finally:
         context.close()
@@ -228,4 +229,4 @@ def test_a_zip_with_an_entry_that_climbs_out_is_refused(page, server, zips, lab_
     # The page is still usable: the builtin dataset draws its samples.
     page.goto(server.url + "?preset=quick")
     page.get_by_text("variant 1", exact=True).wait_for(timeout=60_000)
-    wait_for_samples(page, {"cats": 6, "dogs": 6})
+    wait_for_samples(page, {"cats": 4, "dogs": 4})  # two training and two validation images of each class

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,22 +30,25 @@ from page_helpers import (
     Page,
     band_traces,
     curve_traces,
+    fake_row,
     fake_trainer_class,
     seed_run,
     trace_x,
     wait_for,
 )
 
+import app.runs
 import lab.figures
 import lab.recordings
 import lab.runs.trainer
 import lab.runs.worker
+from app.runs import queue_text
 from lab.config import MAX_SEEDS, RunConfig
-from lab.history import comparison_configs
+from lab.history import comparison_configs, from_rows
 from lab.presets import load_preset
 from lab.runs.store import RunStore
 from lab.runs.trainer import SubprocessTrainer, TrainingFailed
-from lab.runs.worker import Worker
+from lab.runs.worker import JobStatus, Worker
 
 REAL_RUN_TIMEOUT = 150.0  # a cold child imports TensorFlow (~5-10 s) before the first epoch
 
@@ -149,29 +153,44 @@ def test_first_paint_shows_every_section_with_the_builtin_dataset(lab_env):
     page = lab_env.page().run()
     at = page.at
     assert at.title[0].value == "Overfitting Lab"
-    assert [h.value for h in at.header] == ["1. Data", "2. Augmentations", "3. Train", "4. Compare", "5. History"]
+    # The knobs in the sidebar, in the lesson's order; the curves and what they come from in the main area.
+    assert [h.value for h in at.sidebar.header] == ["1. Data", "2. Augmentations", "3. Train"]
+    assert [h.value for h in at.main.header] == ["4. Compare", "5. History"]
+    code_tabs = ("ImageDataGenerator (the course)", "Keras preprocessing layers")  # inside "Code"
+    tabs = [t.label for t in at.main.tabs if t.label not in code_tabs]
+    assert tabs == ["About the data", "History", "Code", "This configuration as JSON"], tabs
     assert page.selectbox("Start from a preset").value == "quick"
     assert page.selectbox("Dataset").value == "builtin"
+    assert page.split_strips() == {
+        "Training images": ["cats", "cats", "dogs", "dogs"],
+        "Validation images": ["cats", "cats", "dogs", "dogs"],
+    }, "a few training and a few validation images of each class, side by side"
     strips = page.image_strips()
-    samples = {s.captions[0]: len(s.value) for s in strips[:2]}
-    assert samples == {"cats": 6, "dogs": 6}
     assert [s.captions for s in strips if s.captions == ["original"]], "the preview's original image is missing"
     assert len(set(page.preview_urls())) == 8, "eight distinct preview variants"
     assert page.has_button(TRAIN) and not page.button(TRAIN).disabled
     assert not page.has_button(CANCEL)
-    assert any(c.startswith("Estimated time on a 2-core CPU") for c in page.captions())
+    estimate = next(c for c in page.captions() if c.startswith("Estimated time: about"))
+    assert "A guess for a 2-core CPU; no run has finished on this server yet." in estimate
     assert any("curves appear here" in c for c in page.captions()), "the empty compare section explains itself"
     assert any("Runs you train are kept" in c for c in page.captions()), "the empty history explains itself"
     assert "runs" not in page.query()
     assert page.config() == RunConfig.from_dict(page.config()).to_dict()  # the JSON is a valid configuration
 
 
-def test_named_dataset_without_its_folder_shows_an_error_not_an_exception(lab_env):
+def test_a_course_dataset_not_downloaded_yet_says_so_calmly_with_the_details_on_request(lab_env):
     page = lab_env.page().run()
     page.selectbox("Dataset").select("cats_vs_dogs")
     page.run()
-    errors = page.texts("error")
-    assert len(errors) == 1 and "no folder at" in errors[0] and str(lab_env.data_root) in errors[0], errors
+    assert not page.texts("error"), "nothing has gone wrong: the dataset is only not downloaded yet"
+    assert page.texts("info") == [
+        "Cats vs Dogs (course subset) is not downloaded yet on this computer: the button below fetches it."
+    ]
+    assert page.has_button("Download Cats vs Dogs (course subset) (69 MB)")
+    details = [e for e in page.at.expander if e.label.startswith("Details")]
+    assert len(details) == 1, "where the lab looks, and the steps by hand, on request"
+    text = " ".join(m.value for m in details[0].markdown)
+    assert "no folder at" in text and str(lab_env.data_root) in text, text
     assert "Pick a dataset that loads before training." in page.texts("warning")
     assert not page.has_button(TRAIN), "no training without data"
     assert not page.image_strips(), "no samples or preview without data"
@@ -179,6 +198,23 @@ def test_named_dataset_without_its_folder_shows_an_error_not_an_exception(lab_en
     page.selectbox("Dataset").select("builtin")
     page.run()
     assert not page.texts("error") and page.has_button(TRAIN)
+
+
+def test_the_presets_lesson_shows_only_while_the_data_is_the_presets(lab_env, image_folder):
+    page = lab_env.page().run()
+    lesson = load_preset("quick").lesson
+    assert any(f"**What to look for:** {lesson}" in c for c in page.captions()), "the quick lesson, on the cartoons"
+    folder = image_folder("mine", classes=("birds", "fish"), train=6, validation=4)
+    # What an upload does (it sets the folder of "Your own folder"); the lesson would describe the cartoons.
+    page.selectbox("Dataset").select("folder")
+    page.run()
+    page.text_input("Folder on this computer").input(str(folder))
+    page.run()
+    assert page.split_strips()["Training images"][0] == "birds"
+    assert not any("What to look for" in c for c in page.captions()), page.captions()
+    page.selectbox("Dataset").select("builtin")
+    page.run()
+    assert any("What to look for" in c for c in page.captions()), "back on the cartoons, the lesson is back"
 
 
 def test_folder_dataset_missing_then_real_folder(lab_env, image_folder, tmp_path):
@@ -199,8 +235,10 @@ def test_folder_dataset_missing_then_real_folder(lab_env, image_folder, tmp_path
     page.text_input("Folder on this computer").input(str(folder))
     page.run()
     assert not page.texts("error")
-    strips = {s.captions[0]: len(s.value) for s in page.image_strips()[:2]}
-    assert strips == {"cats": 6, "dogs": 6}
+    assert page.split_strips() == {
+        "Training images": ["cats", "cats", "dogs", "dogs"],
+        "Validation images": ["cats", "cats", "dogs", "dogs"],
+    }
     training_images = page.slider("Training images")
     assert (training_images.min, training_images.max) == (4, 12)
     assert len(page.preview_urls()) == 8
@@ -232,6 +270,38 @@ def snapshot(page: Page) -> dict:
     }
 
 
+def test_a_keyboard_reaches_a_visible_shear_in_a_few_presses(lab_env):
+    page = lab_env.page().run()
+    shear = page.slider("Shear (degrees)")
+    assert shear.step == 1.0, "whole degrees: ten presses from 0 to 10 degrees, not a hundred"
+    assert shear.value == 10.0
+
+
+def test_every_move_of_the_training_images_slider_is_taken(lab_env):
+    """The issue's drags to 30/60/90/20/50/80%: each move, not every second one, sets the configuration."""
+    page = lab_env.page().run()
+    slider = page.slider("Training images")
+    low, high, step = int(slider.min), int(slider.max), int(slider.step)
+    assert (slider.value, page.config()["train_images"]) == (high, 0), "all the training images (0 = all)"
+    for percent in (30, 60, 90, 20, 50, 80):
+        wanted = low + step * round((high - low) * percent / 100 / step)  # on the slider's steps
+        page.slider("Training images").set_value(wanted)
+        page.run()
+        assert page.slider("Training images").value == wanted, f"the slider snapped back from {wanted}"
+        assert page.config()["train_images"] == wanted, f"the move to {percent}% was dropped"
+        assert f"{wanted} training images at" in next(c for c in page.captions() if c.startswith("Estimated"))
+    # Another control's rerun keeps the choice, and back at the maximum the configuration says "all".
+    page.toggle("Vertical flip").set_value(True)
+    page.run()
+    assert page.slider("Training images").value == wanted and page.config()["train_images"] == wanted
+    page.slider("Training images").set_value(high)
+    page.run()
+    assert page.config()["train_images"] == 0
+    # A link that sets it moves the slider too.
+    linked = lab_env.page({"preset": "quick", "train_images": "100"}).run()
+    assert linked.slider("Training images").value == 100 and linked.config()["train_images"] == 100
+
+
 @pytest.mark.parametrize("label, field, on_value", TOGGLES, ids=[t[1] for t in TOGGLES])
 def test_each_augmentation_toggle_changes_config_code_and_preview(lab_env, label, field, on_value):
     page = lab_env.page().run()
@@ -255,7 +325,10 @@ def test_each_augmentation_toggle_changes_config_code_and_preview(lab_env, label
         unit_slider = next(s for s in page.at.slider if s.label.startswith(f"{label} ("))
         assert unit_slider.disabled is was_on, "a knob's slider is disabled while its switch is off"
     if field == "shear_range":
-        assert any("degrees" in note for note in page.texts("info")), "switching shear on explains its unit"
+        notes = [note for note in page.captions() if note.startswith("shear_range=")]
+        assert notes and "degrees" in notes[0], "switching shear on explains its unit"
+        # At the 10 degrees a switched-on shear starts at, the note gives no advice to try 10-20.
+        assert "Try 10-20" not in notes[0], notes
 
     page.toggle(label).set_value(was_on)
     page.run()
@@ -322,8 +395,8 @@ def test_preset_sets_every_control(lab_env, image_folder):
     page.run()
     assert page.toggle("Shear").value is True
     assert page.slider("Shear (degrees)").value == pytest.approx(0.2)
-    notes = [n for n in page.texts("info") if n.startswith("shear_range=0.2")]
-    assert notes and "degrees" in notes[0], page.texts("info")
+    notes = [n for n in page.captions() if n.startswith("shear_range=0.2")]
+    assert notes and "degrees" in notes[0] and "Try 10-20 degrees" in notes[0], page.captions()
     config = page.config()
     assert config["dataset"] == "cats_vs_dogs"
     assert (config["image_size"], config["epochs"], config["batch_size"]) == (150, 100, 20)
@@ -338,7 +411,69 @@ def test_preset_sets_every_control(lab_env, image_folder):
     page.run()
     assert page.config()["dataset"] == "builtin" and page.toggle("Shear").value is False
     assert not page.texts("error")
-    assert not any(n.startswith("shear_range=") for n in page.texts("info"))
+    assert not any(n.startswith("shear_range=") for n in page.captions())
+
+
+# -- honest status ------------------------------------------------------------------------------
+def record_timed_run(store: RunStore, config: RunConfig, epoch_seconds: float) -> None:
+    """A finished run whose every epoch took `epoch_seconds`, as this server's worker would have stored it."""
+    rows = [{**fake_row(epoch, config), "seconds": epoch_seconds} for epoch in range(1, config.epochs + 1)]
+    store.record_queued(config)
+    store.record_start(config.key())
+    store.record_finish(config.key(), from_rows(rows))
+
+
+def test_the_estimate_learns_this_servers_speed_from_its_finished_runs(lab_env):
+    page = lab_env.page().run()
+    quick = RunConfig.from_dict(page.config())  # 300 training images, 100 validation images at 64 px, 20 epochs
+    guess = next(c for c in page.captions() if c.startswith("Estimated time"))
+    assert guess.startswith("Estimated time: about 40 s") and "A guess for a 2-core CPU" in guess, guess
+
+    # Two runs on this server at 64 px took 2 s an epoch (the guess says 0.6 s): a slower machine, or a busy one.
+    for seed in (1, 2):
+        record_timed_run(lab_env.store, quick.replace(seed=seed, epochs=3), epoch_seconds=2.0)
+    st.cache_data.clear()
+    page.run()
+    measured = next(c for c in page.captions() if c.startswith("Estimated time"))
+    # 2 runs × 20 epochs × 2 s, and the start-up these runs measured (next to none): 80 s.
+    assert measured.startswith("Estimated time: about 80 s"), measured
+    assert measured.endswith("Measured on this server: 2 runs at 64 px."), measured
+
+    page.select_slider("Image size (pixels)").set_value(48)
+    page.run()
+    scaled = next(c for c in page.captions() if c.startswith("Estimated time"))
+    # (48/64)² of the pixels: 45 s.
+    assert scaled.startswith("Estimated time: about 45 s"), scaled
+    assert scaled.endswith("Measured on this server: 2 runs at 64 px, scaled to 48 px."), scaled
+
+
+@pytest.mark.parametrize(
+    "position, own_running, own_queued, words",
+    [
+        (1, 1, 0, "queued; it trains right after your other run, no one else's."),
+        (2, 1, 1, "queued; it trains right after your 2 other runs, no one else's."),
+        (1, 0, 0, "queued behind another visitor's run."),
+        (2, 0, 0, "queued behind 2 runs of other visitors."),
+        (3, 1, 0, "queued behind 2 runs of other visitors and your other run."),
+    ],
+)
+def test_a_queued_run_says_whose_runs_are_ahead(position, own_running, own_queued, words):
+    assert queue_text(position, own_running, own_queued) == words
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_starting_run_says_loading_tensorflow_only_while_it_is_not_loaded(monkeypatch, warm):
+    class Trainer:
+        pass
+
+    trainer = Trainer()
+    trainer.warm = warm
+    monkeypatch.setattr(app.runs, "get_trainer", lambda: trainer)
+    starting = JobStatus(key="k", state="running", epochs_done=0, epochs_total=5)
+    line = app.runs.status_line("With augmentation", starting)
+    assert ("loading TensorFlow" in line) is not warm, line
+    assert line.startswith("With augmentation: ")
+    assert app.runs.status_line("With augmentation", replace(starting, epochs_done=1)) == ""
 
 
 # -- training through the worker ------------------------------------------------------------
@@ -363,6 +498,7 @@ def test_train_both_runs_to_the_end_in_the_child_trainer(lab_env):
     assert [s.state for s in statuses] == ["done", "done"], [(s.state, s.error) for s in statuses]
     assert [s.epochs_done for s in statuses] == [2, 2]
     assert lab_env.trainers and lab_env.trainers[0]._child is not None, "trained in the child process"
+    assert lab_env.trainers[0].warm, "TensorFlow stays loaded in the child: the next run says so, not 'loading'"
 
     page.run()
     curves = curve_traces(page.chart_traces())
@@ -432,7 +568,7 @@ def test_live_progress_and_a_second_visitor_finds_the_running_job(lab_env):
     wait_for(lambda: lab_env.worker.status(keys[0]).epochs_done >= 1, 10, step=0.05, what="the first epoch")
     page.run()
     assert any(p.startswith("Without augmentation: epoch ") and p.endswith(" of 5") for p in progress_texts(page))
-    assert "With augmentation: waiting in the queue, position 1." in page.texts("info")
+    assert "With augmentation: queued; it trains right after your other run, no one else's." in page.texts("info")
 
     # Another tab (or a refresh) with the link: the same job, not a new one.
     other = lab_env.page({"runs": ",".join(keys)}).run()
@@ -599,7 +735,7 @@ def test_reopen_two_runs_from_the_history(lab_env):
 
     page = lab_env.page().run()
     assert "runs" not in page.query()
-    table = page.at.dataframe[-1].value
+    table = next(d.value for d in page.at.dataframe if "state" in d.value.columns)
     assert list(table.index) == [flipped, rotated, without]
     assert list(table["state"]) == ["cancelled", "done", "done"]
     left, right = page.selectbox("Left run"), page.selectbox("Right run")

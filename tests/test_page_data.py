@@ -62,8 +62,11 @@ def choose(page: Page, dataset: str) -> Page:
 
 
 def sample_strips(page: Page, classes: tuple[str, ...] = ("cats", "dogs")) -> dict[str, int]:
-    """The data section's sample strip: class -> number of images (the preview's strips have other captions)."""
-    return {s.captions[0]: len(s.value) for s in page.image_strips() if s.captions and s.captions[0] in classes}
+    """The "About the data" tab's training samples: class -> number of images (other strips have other captions)."""
+    captions = {f"{name} (training)": name for name in classes}
+    return {
+        captions[s.captions[0]]: len(s.value) for s in page.image_strips() if s.captions and s.captions[0] in captions
+    }
 
 
 def split_sizes(page: Page) -> dict[str, dict[str, int]]:
@@ -77,9 +80,12 @@ def test_download_a_missing_course_dataset_with_the_button(lab_env, server, smal
     monkeypatch.setenv(CATS_ENV, server.serve(ZIP_PATH, canonical_cats_zip()))
     page = choose(lab_env.page().run(), CATS)
 
-    errors = page.texts("error")
-    assert len(errors) == 1 and f"no folder at {target}" in errors[0], errors
-    assert "By hand" in errors[0], "the missing folder's error says how to put it in place"
+    assert not page.texts("error"), "a dataset not downloaded yet is no error"
+    assert page.texts("info") == [
+        "Cats vs Dogs (course subset) is not downloaded yet on this computer: the button below fetches it."
+    ]
+    details = " ".join(m.value for e in page.at.expander if e.label.startswith("Details") for m in e.markdown)
+    assert f"no folder at {target}" in details and "By hand" in details, "the steps by hand, on request"
     assert page.has_button(DOWNLOAD) and not page.has_button(TRAIN)
     assert not sample_strips(page) and server.requests == [], "nothing is fetched before the click"
 

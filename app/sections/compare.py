@@ -11,7 +11,15 @@ import pandas as pd
 import streamlit as st
 
 from app.privacy import public_text
-from app.runs import comparison_figure, comparison_running, get_worker, recorded_figure, recording_version, top_up
+from app.runs import (
+    comparison_figure,
+    comparison_running,
+    get_worker,
+    recorded_figure,
+    recording_version,
+    status_line,
+    top_up,
+)
 from app.state import limits, read_config, session_id
 from lab import figures, recordings
 from lab import history as hist
@@ -31,7 +39,7 @@ def show(config: RunConfig | ConfigError | None = None) -> None:
     st.header("4. Compare")
     active = st.session_state.active
     if not active:
-        st.caption("Train both runs (section 3) and their curves appear here, live, epoch by epoch.")
+        st.caption('Press "Train both runs" above and the curves appear here, live, epoch by epoch.')
         show_recorded()
         return
     top_up()
@@ -148,16 +156,13 @@ def show_comparison(keys: tuple[str, ...], was_polling: bool, notice: str | None
 
 
 def show_progress(side: str, status) -> None:
-    if status.state == "queued":
-        st.info(f"{side}: waiting in the queue, position {status.position}.")
+    if line := status_line(side, status):  # queued, or before its first epoch: who is ahead, what it waits for
+        st.info(line)
     elif status.state == "running":
-        if status.epochs_done == 0:
-            st.info(f"{side}: warming up (loading TensorFlow, decoding images, building the model)…")
-        else:
-            st.progress(
-                status.epochs_done / max(status.epochs_total, 1),
-                text=f"{side}: epoch {status.epochs_done} of {status.epochs_total}",
-            )
+        st.progress(
+            status.epochs_done / max(status.epochs_total, 1),
+            text=f"{side}: epoch {status.epochs_done} of {status.epochs_total}",
+        )
     elif status.state == "failed":
         st.error(f"{side}: the run failed. {public_text(status.error or '')}")
     elif status.state in ("cancelled", "interrupted"):

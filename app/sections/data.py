@@ -1,5 +1,10 @@
 """Section 1, Data: the dataset picker, an upload or a folder, the download button, what the data
-holds (classes, split sizes, sample images), and how many training images at what size."""
+holds (classes, split sizes, sample images), and how many training images at what size.
+
+The controls go in the sidebar (`controls`); the sample strips of training and validation images
+go in the main area beside the preview (`sample_strips`); the split sizes and larger samples in a
+tab (`show_contents`).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,15 @@ from lab.data.ingest import ingest_upload, is_upload_folder
 from lab.data.listing import dataset_info, sample_images
 from lab.runs.hosting import server_folders_allowed
 
+# The slider's own key: `train_images` (0 = all) is the configuration's, this one the widget's.
+TRAIN_IMAGES_WIDGET = "train_images_widget"
+STRIP_IMAGES = 8  # images per strip in the main area: one row at a laptop's width
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def load_samples(dataset: str, data_dir: str | None, image_size: int) -> dict:
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_samples(dataset: str, data_dir: str | None, image_size: int, split: str = "train") -> dict:
     config = RunConfig(dataset=dataset, data_dir=data_dir, image_size=image_size)
-    return sample_images(config, per_class=6)
+    return sample_images(config, per_class=6, split=split)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -29,8 +38,9 @@ def load_info(dataset: str, data_dir: str | None, validation_split: float, seed:
     return dataset_info(config)
 
 
-def show() -> registry.DatasetInfo | None:
-    """Draw the section; returns what the chosen dataset holds, or None when it does not load."""
+def controls() -> registry.DatasetInfo | registry.DatasetError | None:
+    """The data controls (drawn where the caller is, the sidebar); returns what the chosen dataset holds,
+    the DatasetError that says why it does not load, or None while no folder is given."""
     st.header("1. Data")
     state = st.session_state
     names = list(registry.REGISTRY)
@@ -52,30 +62,54 @@ def show() -> registry.DatasetInfo | None:
             "Leave empty to use the dataset's default folder.",
         )
     if state.dataset == "folder" and not state.data_dir:
-        where = ", or type the path of a folder on this computer." if folders else "."
-        st.info("Upload a zip of your own images above" + where)
         return None
     try:
         info = load_info(state.dataset, (state.data_dir or None), 0.2, state.seed)
     except registry.DatasetError as exc:
-        message = st.empty()  # a failed download replaces this message: its own says what to do by hand
-        downloadable = is_downloadable(state.dataset) and not state.data_dir
-        if hosted() and downloadable:
-            # The steps by hand name the server's folders and a folder box visitors do not have.
-            message.info(f"{registry.REGISTRY[state.dataset].title} is not on this server yet: download it below.")
-        else:
-            message.error(public_text(str(exc)))
-        if downloadable and shown("data"):
-            download_control(state.dataset, message)
-        return None
-    show_contents(info)
+        return exc
     if shown("data"):
         subset_and_size_controls(info)
     return info
 
 
+def show_problem(problem: registry.DatasetError | None) -> None:
+    """Why there is nothing to train on yet, in the main area: calm when the dataset is only not downloaded."""
+    state = st.session_state
+    if problem is None:
+        where = ", or type the path of a folder on this computer." if server_folders_allowed(secrets()) else "."
+        st.info("Upload a zip of your own images in the sidebar" + where)
+        return
+    downloadable = is_downloadable(state.dataset) and not state.data_dir
+    if not downloadable:
+        st.error(public_text(str(problem)))  # the user's own folder: what is wrong with it is the news
+        return
+    title = registry.REGISTRY[state.dataset].title
+    message = st.empty()  # a failed download replaces this message: its own says what to do by hand
+    missing = "is not on this server yet" if hosted() else "is not downloaded yet on this computer"
+    message.info(f"{title} {missing}: the button below fetches it.")
+    if shown("data"):
+        download_control(state.dataset, message)
+    if not hosted():  # hosted, the steps by hand name folders visitors do not have
+        with st.expander("Details: where the lab looks, and how to put the files there by hand"):
+            st.markdown(public_text(str(problem)))
+
+
+def sample_strips(info: registry.DatasetInfo) -> None:
+    """A few training and a few validation images side by side: what the model learns from, what it is judged on."""
+    state = st.session_state
+    per_class = max(1, STRIP_IMAGES // 2 // info.num_classes)
+    cols = st.columns(2)
+    for col, split, title in ((cols[0], "train", "Training images"), (cols[1], "validation", "Validation images")):
+        samples = load_samples(state.dataset, (state.data_dir or None), state.image_size, split)
+        images = [image for images in samples.values() for image in images[:per_class]]
+        captions = [name for name, images in samples.items() for _ in images[:per_class]]
+        with col:
+            st.caption(f"**{title}**")
+            st.image(images, caption=captions, width=56)
+
+
 def show_contents(info: registry.DatasetInfo) -> None:
-    """The dataset's description, its split sizes per class and a few images of each class."""
+    """The dataset's description, its split sizes per class and more images of each class."""
     state = st.session_state
     st.markdown(info.description)
     sizes = pd.DataFrame(info.split_sizes).rename_axis("class")
@@ -83,9 +117,11 @@ def show_contents(info: registry.DatasetInfo) -> None:
     with left:
         st.dataframe(sizes, width="content")
     with right:
-        samples = load_samples(state.dataset, (state.data_dir or None), state.image_size)
-        for name, images in samples.items():
-            st.image(list(images), caption=[name] * len(images), width=84)
+        for split in ("train", "validation"):
+            samples = load_samples(state.dataset, (state.data_dir or None), state.image_size, split)
+            for name, images in samples.items():
+                label = f"{name} ({'training' if split == 'train' else 'validation'})"
+                st.image(list(images), caption=[label] * len(images), width=84)
 
 
 def download_control(name: str, message) -> None:
@@ -136,6 +172,13 @@ def upload_control() -> None:
         st.rerun()
 
 
+def on_train_images_change() -> None:
+    """The slider moved: the configuration takes its value (the whole training split is 0, "all")."""
+    state = st.session_state
+    chosen = state[TRAIN_IMAGES_WIDGET]
+    state.train_images = 0 if chosen >= state.get("train_images_total", chosen) else chosen
+
+
 def subset_and_size_controls(info: registry.DatasetInfo) -> None:
     state = st.session_state
     total = info.total("train")
@@ -143,19 +186,24 @@ def subset_and_size_controls(info: registry.DatasetInfo) -> None:
     if caps is not None:
         total = min(total, caps.max_train_images)
     minimum = min(total, 2 * info.num_classes)
-    cols = st.columns(2)
-    with cols[0]:
-        if state.train_images > total or state.train_images < 0:
-            state.train_images = 0
-        value = state.train_images or total
-        chosen = st.slider(
-            "Training images",
-            min_value=minimum,
-            max_value=total,
-            value=value,
-            step=max(1, total // 100),
-            help="A class-balanced subset of the training split: less data overfits sooner.",
-        )
-        state.train_images = 0 if chosen >= total else chosen
-    with cols[1]:
-        st.select_slider("Image size (pixels)", image_sizes(), key="image_size", help="The course uses 150.")
+    if state.train_images > total or state.train_images < 0:
+        state.train_images = 0
+    state.train_images_total = total
+    # The widget keeps its own key and takes its value from the configuration only when that changed
+    # elsewhere (a preset, a link, another dataset). Passing `value=` instead made the value part of the
+    # widget's identity: each move made a new widget, which dropped the next move and the keyboard focus.
+    wanted = min(max(state.train_images or total, minimum), total)
+    if state.train_images and wanted != state.train_images:  # below this dataset's minimum
+        state.train_images = 0 if wanted >= total else wanted
+    if state.get(TRAIN_IMAGES_WIDGET) != wanted:
+        state[TRAIN_IMAGES_WIDGET] = wanted
+    st.slider(
+        "Training images",
+        min_value=minimum,
+        max_value=total,
+        step=max(1, total // 100),
+        key=TRAIN_IMAGES_WIDGET,
+        on_change=on_train_images_change,
+        help="A class-balanced subset of the training split: less data overfits sooner.",
+    )
+    st.select_slider("Image size (pixels)", image_sizes(), key="image_size", help="The course uses 150.")

@@ -1,25 +1,30 @@
-"""Section 3, Train: the training settings, an estimate of the run time, and the buttons that
-start and cancel a comparison (without augmentation, then with it; one pair per seed)."""
+"""Section 3, Train: the training settings (`settings`, in the sidebar), and in the main area the buttons
+that start and cancel a comparison (without augmentation, then with it; one pair per seed) beside an
+estimate of the run time (`show`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app.privacy import public_text
-from app.runs import cancel_comparison, comparison_running, get_worker, start_comparison
+from app.runs import calibration, cancel_comparison, comparison_running, get_worker, start_comparison
 from app.state import BATCH_SIZES, LEARNING_RATES, limits, max_epochs, max_seeds, shown
 from lab import history as hist
 from lab.config import RANGES, ConfigError, RunConfig
 from lab.data.registry import DatasetInfo
-from lab.runs.estimate import estimate_seconds, format_duration
+from lab.runs.estimate import basis, estimate_seconds, format_duration
 from lab.runs.hosting import apply_limits
 
 
-def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
+def settings() -> None:
     st.header("3. Train")
     if shown("settings"):
         with st.expander("Training settings", expanded=False):
             training_settings()
+
+
+def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
+    """The Train and Cancel buttons and the estimate, in one row."""
     if info is None:
         st.warning("Pick a dataset that loads before training.")
         return
@@ -36,12 +41,14 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
         st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
     worker = get_worker()
     train_count = config.train_images or info.total("train")
+    validation_count = info.total("validation")
+    measured = calibration(config.dataset, config.data_dir, info.total("train"), validation_count)
     seconds = sum(
-        0.0 if worker.status(c.key()).state == "done" else estimate_seconds(c, train_count, info.total("validation"))
+        0.0 if worker.status(c.key()).state == "done" else estimate_seconds(c, train_count, validation_count, measured)
         for c in configs
     )
     running = comparison_running()
-    cols = st.columns([2, 1, 3])
+    cols = st.columns([1.3, 1, 4])
     if not config.augmentation.enabled:
         cols[2].info("Switch on at least one augmentation to compare.")
     else:
@@ -61,19 +68,18 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
     if warning := st.session_state.pop("start_warning", None):
         st.warning(warning)
     if not running:
-        cols[2].caption(estimate_text(config, len(configs), seconds, train_count))
+        cols[2].caption(estimate_text(config, len(configs), seconds, train_count, basis(config, measured)))
 
 
 def training_settings() -> None:
-    cols = st.columns(6)
-    cols[0].slider("Epochs", RANGES["epochs"][0], max_epochs(), key="epochs")
-    cols[1].selectbox("Batch size", BATCH_SIZES, key="batch_size")
-    cols[2].selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
+    st.slider("Epochs", RANGES["epochs"][0], max_epochs(), key="epochs")
+    st.selectbox("Batch size", BATCH_SIZES, key="batch_size")
+    st.selectbox("Learning rate (RMSprop)", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}")
     low, high, _ = RANGES["dropout"]
-    cols[3].slider("Dropout", low, high, step=0.1, key="dropout")
+    st.slider("Dropout", low, high, step=0.1, key="dropout")
     low, high, _ = RANGES["seed"]
-    cols[4].number_input("Seed", low, high, key="seed")
-    cols[5].number_input(
+    st.number_input("Seed", low, high, key="seed")
+    st.number_input(
         "Seeds per side",
         1,
         max_seeds(),
@@ -83,12 +89,13 @@ def training_settings() -> None:
     )
 
 
-def estimate_text(config: RunConfig, runs: int, seconds: float, train_count: int) -> str:
+def estimate_text(config: RunConfig, runs: int, seconds: float, train_count: int, source: str) -> str:
+    """The estimate, what it covers, and where its speed comes from (`source`: this server's runs or a guess)."""
     if not seconds:
         return f"{'Both' if runs == 2 else f'All {runs}'} runs are already in the run store: they show at once."
     per_side = f", {runs // 2} seeds per side" if runs > 2 else ""
     return (
-        f"Estimated time on a 2-core CPU: {format_duration(seconds)} "
+        f"Estimated time: {format_duration(seconds)} "
         f"({config.epochs} epoch{'s' if config.epochs != 1 else ''} × {runs} runs{per_side}, "
-        f"{train_count} training images at {config.image_size} px)."
+        f"{train_count} training images at {config.image_size} px). {source[0].upper()}{source[1:]}."
     )

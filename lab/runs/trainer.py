@@ -68,6 +68,11 @@ class SubprocessTrainer:
         with self._lock:  # one job at a time through one child
             return self._train(config, on_epoch, should_stop)
 
+    @property
+    def warm(self) -> bool:
+        """A live child that has finished a job: TensorFlow is imported, the next run skips that."""
+        return self._child is not None and self._child.poll() is None and self._jobs_done > 0
+
     def close(self) -> None:
         if self._child is not None and self._child.poll() is None:
             self._child.kill()

@@ -368,11 +368,13 @@ def shear_note(aug: Augmentation) -> str:
     """What the shear number means, since the course's 0.2 is easy to misread."""
     degrees = aug.shear_range
     shift = math.tan(math.radians(degrees))
-    return (
+    note = (
         f"shear_range={_num(degrees)} is read in degrees, as ImageDataGenerator reads it: a point "
-        f"half an image away from the centre moves by at most {shift * 50:.1f}% of the image. The course's "
-        "0.2 is 0.2 degrees (0.2% of the image): a shear too small to see. Try 10-20 degrees to see one."
+        f"half an image away from the centre moves by at most {shift * 50:.1f}% of the image."
     )
+    if degrees >= 10:  # already a shear one can see: advice to try more would read as a correction
+        return note
+    return note + " The course's 0.2 is 0.2 degrees (0.2% of the image): a shear too small to see. Try 10-20 degrees."
 
 
 def _is_inverse_int(value: float) -> bool:
