@@ -45,7 +45,7 @@ class Disagreement:
     baseline_confidence: float  # the baseline's probability for the class it predicted
     augmented_class: str
     augmented_confidence: float
-    move: str = ""  # how the image differs from the training pose, where the dataset knows it (builtin)
+    move: str = ""  # how the image was moved from the training pose, where the dataset knows it (builtin)
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,12 @@ def predicted(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return chosen, probs[np.arange(len(probs)), chosen]
 
 
-def disagreements(baseline: PredictionsLike, augmented: PredictionsLike, moves: Any = None) -> Disagreements:
+def disagreements(baseline: PredictionsLike, augmented: PredictionsLike) -> Disagreements:
     """The validation images one model got wrong and the other right, each way, most confident mistake first.
 
     Both runs must have predicted the same validation images in the same order (a comparison's
-    two runs share their data); anything else raises ValueError. `moves` names each image's pose
-    change (`lab.data.builtin` knows them); by default the predictions' own `moves`, if any.
+    two runs share their data); anything else raises ValueError. Each entry names how its image
+    was moved from the training pose where the predictions know it (`kinds`, the builtin cartoons).
     """
     labels = np.asarray(baseline.labels)
     if list(baseline.files) != list(augmented.files) or not np.array_equal(labels, np.asarray(augmented.labels)):
@@ -77,7 +77,7 @@ def disagreements(baseline: PredictionsLike, augmented: PredictionsLike, moves: 
     if tuple(baseline.classes) != tuple(augmented.classes):
         raise ValueError("the two runs have different classes: they are not one comparison")
     classes = list(baseline.classes)
-    moves = moves if moves is not None else getattr(baseline, "moves", None)
+    moves = getattr(baseline, "kinds", None)
     base_pick, base_conf = predicted(baseline.probs)
     aug_pick, aug_conf = predicted(augmented.probs)
     base_right, aug_right = base_pick == labels, aug_pick == labels
@@ -104,13 +104,6 @@ def disagreements(baseline: PredictionsLike, augmented: PredictionsLike, moves: 
         broken=entries(base_right & ~aug_right, aug_conf),
         total=len(labels),
     )
-
-
-def confusion_counts(labels: Any, probs: Any, num_classes: int) -> np.ndarray:
-    """Counts [true class, predicted class] over the validation images."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), predicted(probs)[0]), 1)
-    return matrix
 
 
 # -- images in, model answers out -----------------------------------------------------------------
@@ -240,15 +233,27 @@ def augmented_batch(config: RunConfig, n: int = 8) -> Strip:
     return Strip(np.clip(np.round(pixels), 0, 255).astype(np.uint8), [data.class_names[i] for i in found])
 
 
-def validation_images(config: RunConfig) -> Strip:
-    """Every validation image, decoded and resized as the run saw them, in the order of its predictions."""
-    from lab.training import pipeline
+def validation_image(config: RunConfig, file: str) -> np.ndarray | None:
+    """One validation image by its id in `Predictions.files`, at the run's image size; None when it is gone.
 
-    data = pipeline.load(config)
-    images, labels = [], []
-    for image, label in data.validation.as_numpy_iterator():
-        images.append(image)
-        labels.append(int(label))
-    size = config.image_size
-    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return Strip(stacked, [data.class_names[i] for i in labels])
+    Read without TensorFlow (the builtin cartoons are drawn, a folder's file is opened with Pillow),
+    so the page shows a run's images without loading it; the resize is the pipeline's (bilinear,
+    antialiased), to within rounding.
+    """
+    from lab.data import builtin
+    from lab.data.images import load_rgb
+    from lab.data.listing import resolve_folder
+    from lab.data.registry import DatasetError
+
+    if file.startswith("builtin/"):
+        images, _ = builtin.generate(config.image_size)["validation"]
+        index = int(file.removeprefix("builtin/"))
+        return images[index] if 0 <= index < len(images) else None
+    try:
+        root = resolve_folder(config).resolve()
+        path = (root / file).resolve()
+        if not path.is_relative_to(root):
+            return None  # an id never leads out of its dataset folder
+        return fit_to_model(load_rgb(path), config.image_size)
+    except (DatasetError, OSError, ValueError, SyntaxError, EOFError):
+        return None  # the folder or the file is gone (an upload cleared, a file deleted)
