@@ -82,7 +82,7 @@ def train(
             steps_per_epoch=steps,
             epochs=config.epochs,
             validation_data=validation_ds,
-            callbacks=[reporter],
+            callbacks=[reporter, *_cures(config)],
             shuffle=False,  # the pipeline shuffles, seeded
             verbose=0,
         )
@@ -129,6 +129,21 @@ def compare(
 
         comparison.predictions = {side: load_predictions(Path(outcome_dir) / side) for side in runs}
     return comparison
+
+
+def _cures(config: RunConfig) -> list[Any]:
+    """The callbacks of the cures that act during training: early stopping, when switched on."""
+    if not config.early_stopping:
+        return []
+    import keras
+
+    # After the reporter in the list: the stopping epoch is reported before fit ends. The weights
+    # of the best epoch come back at the end, so the outcome (`outcome_dir`) is the best model's.
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping, restore_best_weights=True, start_from_epoch=0
+        )
+    ]
 
 
 class ModelCache:
