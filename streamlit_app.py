@@ -12,7 +12,7 @@ import streamlit as st
 
 from app import runs, state
 from app.privacy import shareable_json
-from app.sections import augmentations, compare, data, header, history, train
+from app.sections import augmentations, compare, data, header, history, train, why
 from lab.config import ConfigError, RunConfig
 
 # The first Streamlit call of every script run: the imports above draw nothing.
@@ -44,6 +44,7 @@ def main() -> None:
     augmentations.show(info, config)
     train.show(info, config)
     compare.show()
+    why.show(info, config)
     history.show()
     show_config(config)
     state.sync_link(config if isinstance(config, RunConfig) else None)
