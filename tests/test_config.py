@@ -4,8 +4,8 @@ range, round-trips through TOML and JSON, and hashes to a key that is stable acr
 from __future__ import annotations
 
 import dataclasses
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path

@@ -14,6 +14,7 @@ from lab.config import RunConfig
 
 
 def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
+    from lab.cli.outcome import add_outcomes, outcome_folder
     from lab.training.train import compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
@@ -25,12 +26,16 @@ def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
         flush=True,
     )
     if args.command == "compare":
-        result = compare(config, on_epoch=progress)
+        for side in ("baseline", "augmented"):
+            outcome_folder(out, side)
+        result = compare(config, on_epoch=progress, outcome_dir=out.path)
         runs = {"baseline": result.baseline, "augmented": result.augmented}
     else:
-        runs = {"run": train(config, on_epoch=(lambda row: progress("run", row)) if progress else None)}
+        on_epoch = (lambda row: progress("run", row)) if progress else None
+        runs = {"run": train(config, on_epoch=on_epoch, outcome_dir=outcome_folder(out, "run"))}
     seconds = time.perf_counter() - started
     summaries = {side: hist.summarize(rows) for side, rows in runs.items()}
+    add_outcomes(out, summaries)
     for side, rows in runs.items():
         out.write(f"{side}.csv", hist.to_csv(rows))
     report = {"runs": summaries, "seconds": round(seconds, 2)}
