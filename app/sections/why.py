@@ -69,10 +69,11 @@ def show_images() -> None:
         st.warning(str(exc))
         return
     st.subheader("The poses it never saw")
+    seeds = " (the first seed's two runs)" if len(active) > 2 else ""
     st.caption(
         f"Of {differ.total} validation images, the model without augmentation got {len(differ.fixed)} wrong that "
         f"the model with it got right, and {len(differ.broken)} right that it got wrong. Each caption: the true "
-        "class, then what each model said and how sure it was."
+        "class, then what each model said and how sure it was" + seeds + "."
     )
     disagreement_strip(config, differ.fixed, "Wrong without augmentation, right with it")
     disagreement_strip(config, differ.broken, "Right without augmentation, wrong with it")
