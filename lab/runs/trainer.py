@@ -188,6 +188,7 @@ def _workload(config: RunConfig) -> tuple:
         config.validation_split,
         config.batch_size,
         config.dropout,
+        config.architecture,
         config.augmentation.enabled,
     )
 

@@ -7,6 +7,8 @@ photo. A run folder (`lab.runs.store.RunStore.run_dir`, or a command's run folde
 - `weights.npz`      the final weights, one array per model variable, in `model.get_weights()` order;
 - `predictions.npz`  per validation image: its id, true class and predicted probabilities.
 
+Per run that is about 2.0 MB at 64 px on the course CNN, 13.3 MB at 150 px, and 6.5 MB at 300 px on the
+five-convolution CNN: the weights, float32 (the predictions are 40-150 KB of it).
 NumPy files, not Keras' `.weights.h5`: the training child keeps h5py out of its process
 (`lab.training.child.UNUSED_PACKAGES`), and a reader here needs nothing but NumPy.
 A run stored before these files existed has neither: `load_predictions` and `load_model`
