@@ -216,3 +216,22 @@ def test_one_button_queues_the_sweep_and_draws_validation_accuracy_against_train
     page.click(SWEEP_BUTTON)
     assert len([c for trainer in lab_env.trainers for c in trainer.calls]) == 10
     assert fake is not None
+
+
+def test_hosted_a_photo_is_never_written_to_disk_nor_shown_to_another_visitor(lab_env, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LAB_HOSTED", "1")
+    keys = stored_comparison(lab_env.store, builtin_config())
+    before = sorted(p for p in tmp_path.rglob("*"))
+    mine = open_runs(lab_env, keys)
+    mine.toggle(INSIDE).set_value(True)
+    mine.run()
+    mine.at.file_uploader[0].set_value(("me.png", png(), "image/png"))
+    mine.run()
+    assert any("your photo" in (s.captions or [""])[0] for s in mine.image_strips())
+    theirs = open_runs(lab_env, keys)
+    theirs.toggle(INSIDE).set_value(True)
+    theirs.run()
+    assert not any("your photo" in (s.captions or [""])[0] for s in theirs.image_strips())
+    written = [p for p in tmp_path.rglob("*") if p not in before and p.is_file()]
+    assert not [p for p in written if png() in p.read_bytes()], "the photo is on disk"
+    assert not [p for p in written if "runs" not in p.parts], written
