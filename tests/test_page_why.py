@@ -175,7 +175,7 @@ at = AppTest.from_file({str(APP)!r}, default_timeout=60)
 at.query_params["runs"] = {",".join(keys)!r}
 at.run()
 assert not at.exception, [e.message for e in at.exception]
-assert "The poses it never saw" in [s.value for s in at.subheader], "the strips show"
+assert "#### The poses it never saw" in [m.value for m in at.markdown], "the strips show"
 print(json.dumps({{name: name in sys.modules for name in ("tensorflow", "keras")}}))
 """
     env = {**os.environ, "LAB_RUN_STORE": str(lab_env.store_root), "LAB_DATA_DIR": str(lab_env.data_root)}

@@ -37,7 +37,7 @@ PHOTO_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"]
 
 
 def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
-    st.header("Why it overfits")
+    st.subheader("Why it overfits", divider="gray")
     show_images()
     show_sweep(info, config)
 
@@ -68,7 +68,7 @@ def show_images() -> None:
     except ValueError as exc:
         st.warning(str(exc))
         return
-    st.subheader("The poses it never saw")
+    st.markdown("#### The poses it never saw")
     seeds = " (the first seed's two runs)" if len(active) > 2 else ""
     st.caption(
         f"Of {differ.total} validation images, the model without augmentation got {len(differ.fixed)} wrong that "
@@ -158,7 +158,7 @@ def inside(keys, runs, baseline: outcome.Predictions, augmented: outcome.Predict
 
 
 def where_each_looks(config: RunConfig, models: dict, baseline, augmented, differ) -> int:
-    st.subheader("Where each model looks")
+    st.markdown("#### Where each model looks")
     # The images the models disagree on first: that is where looking differs.
     first = [d.index for d in differ.fixed] + [d.index for d in differ.broken]
     order = first + [i for i in range(len(baseline.files)) if i not in set(first)]
@@ -191,7 +191,7 @@ def where_each_looks(config: RunConfig, models: dict, baseline, augmented, diffe
 
 
 def what_it_saw(config: RunConfig, found: outcome.Predictions) -> None:
-    st.subheader("What the model saw, and what it was tested on")
+    st.markdown("#### What the model saw, and what it was tested on")
     batch = cached_batch(config.to_json(), 8)
     st.image(list(batch.images), caption=batch.classes, width=THUMB)
     st.caption("The run's first augmented training batch (same seed: exactly what the model with augmentation saw).")
@@ -207,7 +207,7 @@ def what_it_saw(config: RunConfig, found: outcome.Predictions) -> None:
 
 
 def own_photo(config: RunConfig, models: dict, found: outcome.Predictions, picked: int) -> None:
-    st.subheader("Try your own photo")
+    st.markdown("#### Try your own photo")
     upload = st.file_uploader(
         "Upload a photo",
         type=PHOTO_TYPES,
@@ -238,7 +238,7 @@ def own_photo(config: RunConfig, models: dict, found: outcome.Predictions, picke
 
 # -- the data-size curve ------------------------------------------------------------------------------
 def show_sweep(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
-    st.subheader("The data-size curve: augmentation acts like more data")
+    st.markdown("#### The data-size curve: augmentation acts like more data")
     if info is None or isinstance(config, ConfigError):
         st.caption("Pick a dataset that loads, and settings that make a configuration, to sweep.")
         return
