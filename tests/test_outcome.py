@@ -90,6 +90,16 @@ def test_more_than_two_classes_get_a_full_confusion_matrix_and_their_file_names(
     assert p.kinds is None and p.moved is None
 
 
+def test_a_run_whose_outcome_cannot_be_written_keeps_its_curves(tmp_path, caplog):
+    from lab.training.train import train
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    rows = train(TINY.replace(epochs=1), outcome_dir=blocked)
+    assert len(rows) == 1 and load_predictions(blocked) is None
+    assert "could not be saved" in caplog.text
+
+
 def test_early_stopping_keeps_the_weights_of_the_best_epoch(tmp_path):
     from lab.training.train import train
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 import math
 import threading
 import time
@@ -29,6 +30,8 @@ from lab.history import Row, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[Row], None]
 StopCheck = Callable[[], bool]
@@ -91,9 +94,7 @@ def train(
     else:
         pipeline.log_skipped(data)  # every file has been read once by now
         if outcome_dir is not None:
-            from lab.training.outcome import predict, save_outcome
-
-            save_outcome(Path(outcome_dir), model, predict(model, data, config))
+            _keep_outcome(model, data, config, Path(outcome_dir))
     finally:
         # A fit that raised may leave its validation iterator on the model: it holds the pipeline.
         model._eval_epoch_iterator = None
@@ -129,6 +130,17 @@ def compare(
 
         comparison.predictions = {side: load_predictions(Path(outcome_dir) / side) for side in runs}
     return comparison
+
+
+def _keep_outcome(model: Any, data: Any, config: RunConfig, folder: Path) -> None:
+    """Save the final weights and validation predictions in `folder` (`lab.training.outcome`)."""
+    from lab.training.outcome import predict, save_outcome
+
+    try:
+        save_outcome(folder, model, predict(model, data, config))
+    except OSError as exc:
+        # The curves are the run's result, its images an extra: a full disk costs the images only.
+        log.warning("the run finished, but its weights and predictions could not be saved: %s", exc)
 
 
 def _cures(config: RunConfig) -> list[Any]:
