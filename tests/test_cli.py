@@ -234,6 +234,11 @@ def test_compare_with_seeds_trains_each_side_per_seed_and_reports_the_means(tmp_
         assert mean["seeds"] == 2
         assert mean["val_accuracy"] == pytest.approx(sum(finals) / 2)
         assert mean["val_accuracy_std"] == pytest.approx(abs(finals[0] - finals[1]) / 2**0.5)
+        for run in runs:
+            matrix = run["confusion_matrix"]
+            assert run["classes"] == ["cats", "dogs"] and sum(map(sum, matrix)) == 300
+            assert (matrix[0][0] + matrix[1][1]) / 300 == pytest.approx(run["val_accuracy"], abs=1e-6)
+            assert (out / f"seed{run['seed']}" / side / "predictions.npz").is_file()
         assert f"{side} (mean): Training accuracy" in result.stdout
 
 

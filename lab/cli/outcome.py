@@ -3,7 +3,8 @@
 Each side trains into its own subfolder of the run folder (`baseline/`, `augmented/`, or `run/`):
 its final weights and validation predictions (`lab.training.outcome`). The summary of each run
 gains the confusion matrix of its final model and the class names that order it, and the run
-folder gains `misclassified.csv`: every validation image that at least one model got wrong.
+folder gains `misclassified.csv`: every validation image that at least one model got wrong. With
+several seeds, each seed's runs keep theirs in `seed<N>/<side>/`, and each seed's summary gains its matrix.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def add_outcomes(out: RunFolder, summaries: dict[str, dict[str, Any]]) -> None:
         summaries[side]["classes"] = list(p.classes)
     if found:
         out.write(MISCLASSIFIED_FILE, misclassified_csv(found))
+
+
+def add_seed_outcomes(out: RunFolder, per_seed: dict[str, list[dict[str, Any]]]) -> None:
+    """With several seeds: each seed's summary of each side gains its `confusion_matrix` and `classes`
+    (its outcome is in `seed<N>/<side>/`)."""
+    for side, summaries in per_seed.items():
+        for summary in summaries:
+            predictions = load_predictions(out.path / f"seed{summary['seed']}" / side)
+            if predictions is not None:
+                summary["confusion_matrix"] = predictions.confusion_matrix()
+                summary["classes"] = list(predictions.classes)
 
 
 def misclassified_csv(predictions: dict[str, Predictions]) -> str:

@@ -67,6 +67,7 @@ def _record(args, name: str, config: RunConfig, runs: dict[str, Any], seconds: f
 
 def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: RunFolder) -> int:
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
+    from lab.cli.outcome import add_seed_outcomes, outcome_folder
     from lab.history import seed_values
     from lab.training.train import compare
 
@@ -83,7 +84,8 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
     for seed in values:
         # Not one decode for all seeds: the seed also picks the training subset and the validation split.
         report = (lambda side, row, seed=seed: progress(f"{side} {seed}", row)) if progress else None
-        result = compare(config.replace(seed=seed), on_epoch=report)
+        folder = outcome_folder(out, f"seed{seed}")
+        result = compare(config.replace(seed=seed), on_epoch=report, outcome_dir=folder)
         runs["baseline"].append(result.baseline)
         runs["augmented"].append(result.augmented)
         _print_seed_line(seed, result.baseline, result.augmented)
@@ -92,6 +94,7 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
         for seed, rows in zip(values, histories, strict=True):
             out.write(f"{side}-seed{seed}.csv", hist.to_csv(rows))
     report = _seeds_report(runs, values, seconds)
+    add_seed_outcomes(out, report["per_seed"])
     out.write("summary.json", json.dumps(report, indent=2) + "\n")
     out.keep()
     _print_seeds_table(runs, report, seconds)
