@@ -56,6 +56,24 @@ def test_a_run_stored_before_outcomes_were_kept_has_none(tmp_path):
     assert load_predictions(tmp_path) is None, "a damaged file reads as no predictions, never a traceback"
 
 
+def test_a_run_stored_before_this_change_is_still_found_with_its_curves_and_no_images(tmp_path):
+    import json
+
+    store = RunStore(tmp_path)
+    config = RunConfig(epochs=1)
+    store.record_queued(config)
+    store.record_finish(
+        config.key(), [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.7, "seconds": 1.0}]
+    )
+    folder = store.run_dir(config.key())
+    # config.json as this lab wrote it before the cures and architectures existed.
+    old = {k: v for k, v in config.to_dict().items() if k not in ("l2", "early_stopping", "architecture")}
+    (folder / "config.json").write_text(json.dumps(old))
+    run = store.cache_hit(config.key())
+    assert run is not None and run.history[0]["val_accuracy"] == 0.7
+    assert load_predictions(folder) is None and load_model(folder, run.config) is None
+
+
 def test_a_trained_run_keeps_its_weights_and_the_predictions_its_last_epoch_scored(tmp_path):
     from lab.training.train import train
 
