@@ -105,7 +105,7 @@ def disagreement_strip(config: RunConfig, items: list, title: str) -> None:
         width=THUMB,
     )
     if len(items) > STRIP:
-        st.caption(f"The {STRIP} the wrong model was surest of, of {len(items)}.")
+        st.caption(f"Showing the {STRIP} of {len(items)} that the wrong model was surest of.")
 
 
 def caption(item: explain.Disagreement) -> str:
@@ -293,7 +293,7 @@ def sweep_chart(was_polling: bool, total: int) -> None:
     st.plotly_chart(sweeps.sweep_figure(found, sizes), width="stretch", key="why-sweep-chart")
     rows = sweeps.table(found)
     if rows:
-        table = pd.DataFrame(rows).set_index("train_images")
+        table = pd.DataFrame(rows).set_index("train_images").rename_axis("training images")
         table.columns = ["without augmentation", "with augmentation"]
         st.dataframe(table.style.format("{:.1%}", na_rep="…"))
     if was_polling and not sweep_running():
