@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import runs, state
 from app.privacy import shareable_json
-from app.sections import augmentations, compare, data, header, history, train
+from app.sections import augmentations, compare, data, header, history, train, why
 from lab.config import ConfigError, RunConfig
 from lab.data.registry import DatasetInfo
 
@@ -72,7 +72,8 @@ def main() -> None:
         if isinstance(config, RunConfig):  # otherwise train.show says why, where the button would be
             augmentations.preview_strip(config.augmentation)
     train.show(info, config)
-    compare.show()
+    compare.show(config)
+    why.show(info, config)
     lower_tabs(info, config)
     state.sync_link(config if isinstance(config, RunConfig) else None)
 

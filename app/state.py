@@ -21,6 +21,7 @@ from lab.runs.hosting import host_limits
 IMAGE_SIZES = [48, 64, 96, 128, 150, 224, 300]
 BATCH_SIZES = [8, 16, 20, 32, 64, 128]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
+L2_CHOICES = [0.0, 1e-4, 1e-3, 1e-2]
 MAX_EPOCHS = 300
 
 # Sections a teacher can hide with ?hide=...: the lesson then shows only what it needs.
@@ -76,6 +77,9 @@ def apply_config_to_widgets(config: RunConfig) -> None:
     state.batch_size = config.batch_size if config.batch_size in BATCH_SIZES else 20
     state.learning_rate = min(LEARNING_RATES, key=lambda lr: abs(lr - config.learning_rate))
     state.dropout = config.dropout
+    state.l2 = min(L2_CHOICES, key=lambda v: abs(v - config.l2))
+    state.early_stopping = config.early_stopping
+    state.architecture = config.architecture
     state.seed = config.seed
     aug = config.augmentation
     for knob in KNOBS:
@@ -122,6 +126,9 @@ def config_from_widgets() -> RunConfig:
         batch_size=state.batch_size,
         learning_rate=state.learning_rate,
         dropout=state.dropout,
+        l2=state.l2,
+        early_stopping=state.early_stopping,
+        architecture=state.architecture,
         seed=state.seed,
         augmentation=augmentation,
     )
@@ -151,6 +158,7 @@ def on_preset_change() -> None:
 
 def widget_keys() -> list[str]:
     keys = ["dataset", "data_dir", "image_size", "epochs", "batch_size", "learning_rate", "dropout", "seed"]
+    keys += ["l2", "early_stopping", "architecture"]
     keys += ["fill_mode", "cval", "preset", "seeds_per_side"]
     keys += [f"on_{knob.name}" for knob in KNOBS]
     return keys + [f"value_{knob.name}" for knob in KNOBS if not knob.is_flip]

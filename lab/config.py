@@ -29,6 +29,13 @@ FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 # The course CNN has four 3x3 convolutions each followed by 2x2 pooling: anything
 # smaller than 46 px collapses to nothing before `Flatten`.
 MIN_IMAGE_SIZE = 48
+# The models a run may train (`lab.training.model.build_model`): the filters of each 3x3
+# convolution, each followed by 2x2 max-pooling, then Dense 512. "course" is the course's
+# Cats vs Dogs CNN; "course5" the five-convolution CNN of the course's Horses or Humans notebook.
+ARCHITECTURES: dict[str, tuple[int, ...]] = {"course": (32, 64, 128, 128), "course5": (16, 32, 64, 64, 64)}
+# Fields added after schema 1. Each enters the hash only when set away from its default, so
+# that every run stored before it was added keeps its key (and is still found in the store).
+ADDED_FIELDS: dict[str, object] = {"architecture": "course", "l2": 0.0, "early_stopping": 0}
 MAX_IMAGE_SIZE = 512
 # How many seeds per side a comparison may train (the page and the command line alike).
 MAX_SEEDS = 10
@@ -100,6 +107,13 @@ class RunConfig:
     batch_size: int = 20
     learning_rate: float = 1e-4
     dropout: float = 0.0
+    # L2 weight decay: `l2 * sum(w**2)` of every convolution and dense kernel joins the loss
+    # (`keras.regularizers.L2`). 0 is off.
+    l2: float = 0.0
+    # Early stopping: end the run once validation loss has not improved for this many epochs,
+    # and keep the weights of its best epoch (`restore_best_weights`). 0 is off.
+    early_stopping: int = 0
+    architecture: str = "course"
     seed: int = 42
     augmentation: Augmentation = field(default_factory=Augmentation)
 
@@ -140,7 +154,8 @@ class RunConfig:
     # -- identity -----------------------------------------------------------------
     def key(self) -> str:
         """A stable hash of everything that decides the result: the cache key."""
-        payload = json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True)
+        data = {k: v for k, v in self.to_dict().items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
+        payload = json.dumps({"schema": SCHEMA_VERSION, **data}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # -- a page's URL ---------------------------------------------------------------------
@@ -212,6 +227,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "batch_size": (1, 1024, "images"),
     "learning_rate": (1e-7, 1.0, ""),
     "dropout": (0.0, 0.9, "fraction"),
+    "l2": (0.0, 0.1, "weight decay factor"),
+    "early_stopping": (0, 1000, "epochs of patience, 0 = off"),
     "seed": (0, 2**31 - 1, ""),
     "augmentation.rescale": (1e-6, 1.0, "factor"),
     "augmentation.cval": (0.0, 255.0, "pixel value"),
@@ -238,6 +255,29 @@ def _validate(obj: Any, prefix: str) -> None:
         )
     if isinstance(obj, RunConfig) and not obj.dataset:
         raise ConfigError("dataset must be a dataset name, e.g. 'builtin'")
+    if isinstance(obj, RunConfig):
+        _validate_architecture(obj)
+
+
+def smallest_image_size(architecture: str) -> int:
+    """The smallest image the architecture's 3x3 convolutions and 2x2 poolings leave a pixel of."""
+    size = 1
+    for _ in ARCHITECTURES[architecture]:
+        size = 2 * size + 2  # undo a pooling (floor), then a 3x3 convolution without padding
+    return max(size, MIN_IMAGE_SIZE)
+
+
+def _validate_architecture(config: RunConfig) -> None:
+    if config.architecture not in ARCHITECTURES:
+        raise ConfigError(
+            f"architecture = {config.architecture!r} is not allowed: choose one of {', '.join(ARCHITECTURES)}"
+        )
+    smallest = smallest_image_size(config.architecture)
+    if config.image_size < smallest:
+        raise ConfigError(
+            f"image_size = {config.image_size} is too small for the {config.architecture!r} architecture: "
+            f"its convolutions need at least {smallest} pixels"
+        )
 
 
 def _coerce(name: str, value: Any, type_name: Any) -> Any:

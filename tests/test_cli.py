@@ -177,6 +177,39 @@ def test_compare_quick_shows_the_lesson(tmp_path):
     assert (tmp_path / "cmp" / "baseline.csv").is_file() and (tmp_path / "cmp" / "augmented.csv").is_file()
 
 
+def test_compare_json_gives_each_runs_confusion_matrix_and_the_folder_its_misclassified_images(tmp_path):
+    out = tmp_path / "cmp"
+    tiny = ["--set", "epochs=2", "--set", "train_images=40", "--set", "image_size=48"]
+    result = run_lab("compare", "quick", *tiny, "--out", str(out), "--json", "--quiet", timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = last_json(result.stdout)["runs"]
+    wrong = {}
+    for side in ("baseline", "augmented"):
+        summary = runs[side]
+        matrix = summary["confusion_matrix"]
+        assert summary["classes"] == ["cats", "dogs"]
+        assert len(matrix) == 2 and all(len(row) == 2 for row in matrix) and sum(map(sum, matrix)) == 300
+        # Rows are the true classes: the builtin validation set holds 150 of each.
+        assert [sum(row) for row in matrix] == [150, 150]
+        assert (matrix[0][0] + matrix[1][1]) / 300 == pytest.approx(summary["val_accuracy"], abs=1e-6)
+        wrong[side] = matrix[0][1] + matrix[1][0]
+        assert (out / side / "weights.npz").is_file() and (out / side / "predictions.npz").is_file()
+    assert json.loads((out / "summary.json").read_text())["runs"]["baseline"]["confusion_matrix"]
+    table = pd.read_csv(out / "misclassified.csv")
+    assert list(table.columns) == [
+        "file",
+        "true_class",
+        "baseline_prediction",
+        "baseline_confidence",
+        "augmented_prediction",
+        "augmented_confidence",
+    ]
+    assert max(wrong.values()) <= len(table) <= sum(wrong.values())
+    assert table["file"].str.match(r"builtin/\d+$").all()
+    assert (table["baseline_prediction"] != table["true_class"]).sum() == wrong["baseline"]
+    assert table["augmented_confidence"].between(0.5, 1).all()
+
+
 def test_compare_with_seeds_trains_each_side_per_seed_and_reports_the_means(tmp_path):
     out = tmp_path / "seeds"
     tiny = ["--set", "epochs=2", "--set", "train_images=40", "--set", "image_size=48"]
@@ -201,6 +234,11 @@ def test_compare_with_seeds_trains_each_side_per_seed_and_reports_the_means(tmp_
         assert mean["seeds"] == 2
         assert mean["val_accuracy"] == pytest.approx(sum(finals) / 2)
         assert mean["val_accuracy_std"] == pytest.approx(abs(finals[0] - finals[1]) / 2**0.5)
+        for run in runs:
+            matrix = run["confusion_matrix"]
+            assert run["classes"] == ["cats", "dogs"] and sum(map(sum, matrix)) == 300
+            assert (matrix[0][0] + matrix[1][1]) / 300 == pytest.approx(run["val_accuracy"], abs=1e-6)
+            assert (out / f"seed{run['seed']}" / side / "predictions.npz").is_file()
         assert f"{side} (mean): Training accuracy" in result.stdout
 
 

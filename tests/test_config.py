@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,8 +242,41 @@ FIELD_CHANGES = [
     ("batch_size", 21),
     ("learning_rate", 2e-4),
     ("dropout", 0.1),
+    ("l2", 0.001),
+    ("early_stopping", 5),
+    ("architecture", "course5"),
     ("seed", 43),
 ] + [(f"augmentation.{name}", value) for name, value in ALL_KNOBS.items()]
+
+
+def test_a_run_stored_before_the_cures_and_architectures_keeps_its_key():
+    # The key of the default configuration before `l2`, `early_stopping` and `architecture` existed:
+    # a run stored then must still be found under it (its config.json lacks the new fields).
+    assert RunConfig().key() == "7a9eeba43818cbc7"
+    old = {k: v for k, v in RunConfig().to_dict().items() if k not in ("l2", "early_stopping", "architecture")}
+    assert RunConfig.from_dict(old).key() == "7a9eeba43818cbc7"
+
+
+def test_the_cures_and_the_architecture_travel_in_toml_json_and_links():
+    config = RunConfig(image_size=100, l2=0.001, early_stopping=3, architecture="course5")
+    assert RunConfig.from_toml(config.to_toml()) == config
+    assert RunConfig.from_json(config.to_json()) == config
+    assert RunConfig.from_query(config.to_query()) == config
+    assert config.to_query() == {"image_size": "100", "l2": "0.001", "early_stopping": "3", "architecture": "course5"}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"architecture": "vgg"}, "architecture = 'vgg' is not allowed: choose one of course, course5"),
+        ({"architecture": "course5", "image_size": 64}, "image_size = 64 is too small for the 'course5' architecture"),
+        ({"l2": -0.1}, "l2 = -0.1 is out of range"),
+        ({"early_stopping": 2.5}, "early_stopping must be a whole number"),
+    ],
+)
+def test_bad_cures_and_architectures_are_named(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RunConfig().with_overrides(changes)
 
 
 def test_field_changes_cover_every_field():
@@ -253,7 +287,7 @@ def test_field_changes_cover_every_field():
 
 @pytest.mark.parametrize("dotted, value", FIELD_CHANGES, ids=[name for name, _ in FIELD_CHANGES])
 def test_key_changes_when_any_field_changes(dotted, value):
-    base = RunConfig()
+    base = RunConfig(image_size=96)  # large enough for every architecture
     changed = base.with_overrides({dotted: value})
     assert changed != base
     assert changed.key() != base.key()

@@ -319,9 +319,9 @@ def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folde
     calls = []
     original = train.train
 
-    def recording(side_config, on_epoch=None, should_stop=None, data=None):
+    def recording(side_config, on_epoch=None, should_stop=None, data=None, outcome_dir=None):
         calls.append((side_config, data))
-        return original(side_config, on_epoch, should_stop, data=data)
+        return original(side_config, on_epoch, should_stop, data=data, outcome_dir=outcome_dir)
 
     monkeypatch.setattr(train, "train", recording)
     reported = []

@@ -8,12 +8,13 @@ import streamlit as st
 
 from app.privacy import public_text
 from app.runs import calibration, cancel_comparison, comparison_running, get_worker, start_comparison
-from app.state import BATCH_SIZES, LEARNING_RATES, limits, max_epochs, max_seeds, shown
+from app.state import BATCH_SIZES, L2_CHOICES, LEARNING_RATES, limits, max_epochs, max_seeds, shown
 from lab import history as hist
-from lab.config import RANGES, ConfigError, RunConfig
+from lab.config import ARCHITECTURES, RANGES, ConfigError, RunConfig
 from lab.data.registry import DatasetInfo
 from lab.runs.estimate import basis, estimate_seconds, format_duration
 from lab.runs.hosting import apply_limits
+from lab.training.augment import cures_code
 
 
 def settings() -> None:
@@ -39,6 +40,9 @@ def show(info: DatasetInfo | None, config: RunConfig | ConfigError) -> None:
         return
     if notes:
         st.info("Hosted mode keeps runs small for everyone: " + "; ".join(notes) + ".")
+    if code := cures_code(config):
+        with st.expander("The model and its cures in Keras", expanded=False):
+            st.code(code, language="python")
     worker = get_worker()
     train_count = config.train_images or info.total("train")
     validation_count = info.total("validation")
@@ -86,6 +90,33 @@ def training_settings() -> None:
         key="seeds_per_side",
         help="Train each side with seeds seed, seed+1, …: the chart shows their mean with a band from the lowest "
         "to the highest seed, so the luck of one seed is not read as a result.",
+    )
+    # The other cures beside dropout, so that a student can compare cures on the same data.
+    cols = st.columns(3)
+    cols[0].selectbox(
+        "L2 weight decay",
+        L2_CHOICES,
+        key="l2",
+        format_func=lambda v: f"{v:g}" if v else "off",
+        help="Adds l2 × (sum of squared weights) of every layer to the loss: large weights cost, so the model "
+        "leans less on any one detail of the training images.",
+    )
+    low, high, _ = RANGES["early_stopping"]
+    cols[1].number_input(
+        "Early stopping (patience)",
+        int(low),
+        int(high),
+        key="early_stopping",
+        help="0 is off. Otherwise stop once validation loss has not improved for this many epochs, and keep "
+        "the weights of the best epoch.",
+    )
+    cols[2].selectbox(
+        "Model",
+        list(ARCHITECTURES),
+        key="architecture",
+        format_func=lambda name: f"{name}: conv {'-'.join(map(str, ARCHITECTURES[name]))}",
+        help="course: the Cats vs Dogs CNN; course5: the Horses or Humans notebook's five convolutions "
+        "(images of 94 px or more).",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,8 +88,18 @@ class RunFolder:
         except OSError as exc:
             raise WriteFailed(f"write {path}", exc) from None
 
+    def adopt(self, name: str) -> Path:
+        """A subfolder that the trainer writes itself (a run's outcome): taken back like the run's own files."""
+        path = self.path / name
+        try:
+            if path not in self._added and path not in self._set_aside:
+                self._note(path)
+        except OSError as exc:
+            raise WriteFailed(f"set aside {path}", exc) from None
+        return path
+
     def _note(self, path: Path) -> None:
-        if path.is_file() or path.is_symlink():
+        if path.exists() or path.is_symlink():
             # Moved, not copied: a full disk cannot stop it, and a rename is all it takes to undo.
             earlier = path.with_name(f".{path.name}.before-run-{os.getpid()}")
             path.replace(earlier)
@@ -100,18 +111,28 @@ class RunFolder:
         """The run finished: nothing is to be taken back, and the files it replaced are not needed."""
         for earlier in self._set_aside.values():
             with contextlib.suppress(OSError):
-                earlier.unlink()
+                _remove(earlier)
         self._added, self._set_aside, self._made = [], {}, []
 
     def discard(self) -> None:
         # Each step on its own: one that fails must not stop the others, nor end in a traceback.
         for path in self._added:
             with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
+                _remove(path)
         for path, earlier in self._set_aside.items():
+            with contextlib.suppress(OSError):
+                _remove(path)  # what the run wrote in its place (a folder is not replaced by a rename)
             with contextlib.suppress(OSError):
                 earlier.replace(path)
         for folder in reversed(self._made):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: a file someone else put there stays
         self._added, self._set_aside, self._made = [], {}, []
+
+
+def _remove(path: Path) -> None:
+    """A file, or a folder with what is in it; nothing when it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

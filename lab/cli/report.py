@@ -14,6 +14,7 @@ from lab.config import RunConfig
 
 
 def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
+    from lab.cli.outcome import add_outcomes, outcome_folder
     from lab.training.train import compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
@@ -25,12 +26,16 @@ def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
         flush=True,
     )
     if args.command == "compare":
-        result = compare(config, on_epoch=progress)
+        for side in ("baseline", "augmented"):
+            outcome_folder(out, side)
+        result = compare(config, on_epoch=progress, outcome_dir=out.path)
         runs = {"baseline": result.baseline, "augmented": result.augmented}
     else:
-        runs = {"run": train(config, on_epoch=(lambda row: progress("run", row)) if progress else None)}
+        on_epoch = (lambda row: progress("run", row)) if progress else None
+        runs = {"run": train(config, on_epoch=on_epoch, outcome_dir=outcome_folder(out, "run"))}
     seconds = time.perf_counter() - started
     summaries = {side: hist.summarize(rows) for side, rows in runs.items()}
+    add_outcomes(out, summaries)
     for side, rows in runs.items():
         out.write(f"{side}.csv", hist.to_csv(rows))
     report = {"runs": summaries, "seconds": round(seconds, 2)}
@@ -63,6 +68,7 @@ def _record(args, name: str, config: RunConfig, runs: dict[str, Any], seconds: f
 
 def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: RunFolder) -> int:
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
+    from lab.cli.outcome import add_seed_outcomes, outcome_folder
     from lab.history import seed_values
     from lab.training.train import compare
 
@@ -79,7 +85,8 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
     for seed in values:
         # Not one decode for all seeds: the seed also picks the training subset and the validation split.
         report = (lambda side, row, seed=seed: progress(f"{side} {seed}", row)) if progress else None
-        result = compare(config.replace(seed=seed), on_epoch=report)
+        folder = outcome_folder(out, f"seed{seed}")
+        result = compare(config.replace(seed=seed), on_epoch=report, outcome_dir=folder)
         runs["baseline"].append(result.baseline)
         runs["augmented"].append(result.augmented)
         _print_seed_line(seed, result.baseline, result.augmented)
@@ -88,6 +95,7 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
         for seed, rows in zip(values, histories, strict=True):
             out.write(f"{side}-seed{seed}.csv", hist.to_csv(rows))
     report = _seeds_report(runs, values, seconds)
+    add_seed_outcomes(out, report["per_seed"])
     out.write("summary.json", json.dumps(report, indent=2) + "\n")
     out.keep()
     _print_seeds_table(runs, report, seconds)

@@ -47,15 +47,53 @@ def generate(image_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """
     rng = np.random.default_rng(DATA_SEED)
     splits = {}
+    poses = []
     for split, per_class, varied in (("train", TRAIN_PER_CLASS, False), ("validation", VALIDATION_PER_CLASS, True)):
         images, labels = [], []
         for index in range(per_class * len(CLASS_NAMES)):
             label = index % len(CLASS_NAMES)
             pose = _random_pose(rng) if varied else _neutral_pose()
+            if varied:
+                poses.append(pose)
             images.append(_draw(rng, label, pose, image_size))
             labels.append(label)
         splits[split] = (np.stack(images), np.asarray(labels, dtype=np.int32))
+    _VALIDATION_POSES[image_size] = poses
     return splits
+
+
+# The pose of each validation image, per image size, filled by `generate` (the draws interleave
+# with the drawing, so the poses come out of the same pass).
+_VALIDATION_POSES: dict[int, list[dict]] = {}
+
+
+def validation_poses(image_size: int) -> list[dict]:
+    """How each validation image of `generate(image_size)` is posed: rotation (degrees), dx and dy
+    (fractions of the image), zoom (factor), mirror."""
+    if image_size not in _VALIDATION_POSES:
+        generate.cache_clear()  # drawn before the poses were kept: draw again
+    generate(image_size)
+    return _VALIDATION_POSES[image_size]
+
+
+def describe_pose(pose: dict) -> str:
+    """How far a pose is from the training pose, in words: "rotated 31°, shifted 18%, zoomed 112%, mirrored"."""
+    shift = max(abs(pose["dx"]), abs(pose["dy"]))
+    parts = [f"rotated {pose['rotation']:+.0f}°", f"shifted {shift:.0%}", f"zoomed {pose['zoom']:.0%}"]
+    if pose["mirror"]:
+        parts.append("mirrored")
+    return ", ".join(parts)
+
+
+def pose_distance(pose: dict) -> float:
+    """How far a pose is from the training pose: the largest of rotation, shift and zoom, each as a
+    fraction of its limit in `POSE_LIMITS` (0 = the training pose, 1 = as far as validation goes)."""
+    limits = POSE_LIMITS
+    return max(
+        abs(pose["rotation"]) / limits["rotation"],
+        max(abs(pose["dx"]), abs(pose["dy"])) / limits["shift"],
+        abs(pose["zoom"] - 1) / limits["zoom"],
+    )
 
 
 def _neutral_pose() -> dict[str, float]:

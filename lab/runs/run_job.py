@@ -7,6 +7,7 @@ second, so that once a caller polling the job sees its final state, the files sa
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -47,7 +48,8 @@ def run_job(
     try:
         store.record_start(job.key)
         train = train_fn if train_fn is not None else default_train()
-        result = train(job.config, on_epoch=on_epoch, should_stop=should_stop)
+        outcome = {"outcome_dir": store.run_dir(job.key)} if _keeps_outcome(train) else {}
+        result = train(job.config, on_epoch=on_epoch, should_stop=should_stop, **outcome)
         history = _final_history(job, result, lock)
     except RunCancelled as exc:
         _record_stop(job, store, lock, exc)
@@ -76,6 +78,17 @@ def store_safely(record: Callable[..., Any], *args: Any) -> None:
         record(*args)
     except Exception:
         log.exception("worker: could not update the run store (%s)", getattr(record, "__name__", record))
+
+
+def _keeps_outcome(train: TrainFn) -> bool:
+    """Whether `train` takes `outcome_dir` (the lab's trainers do): its run then leaves its weights and
+    validation predictions in the run's folder (`lab.training.outcome`). A trainer that does not
+    (a test's stand-in) trains as before, and its runs show their curves only."""
+    try:
+        parameters = inspect.signature(train).parameters
+    except (TypeError, ValueError):
+        return False
+    return "outcome_dir" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def default_train() -> TrainFn:

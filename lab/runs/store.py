@@ -5,7 +5,9 @@ A run lives in `<root>/<RunConfig.key()>/`:
 - `config.json`  the configuration (`RunConfig.to_json`), so a run can be re-created;
 - `history.csv`  one row per finished epoch (the columns of `lab.history.COLUMNS`,
                  written and read by `lab.history.to_csv` and `from_csv`);
-- `status.json`  the state and bookkeeping (see `RunStatus`).
+- `status.json`  the state and bookkeeping (see `RunStatus`);
+- `weights.npz`, `predictions.npz`  a finished run's final weights and validation predictions
+                 (`lab.training.outcome`); runs stored before they were kept have neither.
 
 Why this shape: the key is a hash of everything that decides the result, so a second
 request for the same configuration - from another session, or after a restart - can be
@@ -42,6 +44,7 @@ from typing import Any
 
 from lab.config import SCHEMA_VERSION, ConfigError, RunConfig
 from lab.history import Row, from_csv, from_rows, to_csv, total_seconds
+from lab.training.outcome import remove_outcome
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +249,7 @@ class RunStore:
         # history, which is still not a cache hit, rather than a new status over old rows.
         with contextlib.suppress(FileNotFoundError):
             (folder / HISTORY_FILE).unlink()
+        remove_outcome(folder)  # an earlier attempt's weights and predictions are not this run's
         status = RunStatus(
             state="queued",
             epochs_total=config.epochs,

@@ -64,9 +64,10 @@ class SubprocessTrainer:
         config: RunConfig,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        outcome_dir: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         with self._lock:  # one job at a time through one child
-            return self._train(config, on_epoch, should_stop)
+            return self._train(config, on_epoch, should_stop, outcome_dir)
 
     @property
     def warm(self) -> bool:
@@ -80,9 +81,11 @@ class SubprocessTrainer:
         self._child = None
 
     # -- the parent's side -------------------------------------------------------------
-    def _train(self, config, on_epoch, should_stop) -> list[dict[str, Any]]:
+    def _train(self, config, on_epoch, should_stop, outcome_dir=None) -> list[dict[str, Any]]:
         child = self._ensure_child()
-        self._send(child, {"train": config.to_dict()})
+        # The child writes the run's weights and predictions itself (`lab.training.outcome`).
+        outcome = {"outcome_dir": str(outcome_dir)} if outcome_dir is not None else {}
+        self._send(child, {"train": config.to_dict(), **outcome})
         rows: list[dict[str, Any]] = []
         stop_sent_at: float | None = None
         while True:
@@ -190,6 +193,7 @@ def _workload(config: RunConfig) -> tuple:
         config.validation_split,
         config.batch_size,
         config.dropout,
+        config.architecture,
         config.augmentation.enabled,
     )
 

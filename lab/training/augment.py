@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from lab.config import Augmentation
+from lab.config import ARCHITECTURES, Augmentation, RunConfig
 from lab.knobs import KNOBS, STREAMS, Knob
 
 
@@ -290,6 +290,36 @@ def image_data_generator_code(aug: Augmentation) -> str:
     lines = ["from tensorflow.keras.preprocessing.image import ImageDataGenerator", ""]
     lines += ["train_datagen = ImageDataGenerator(", *_argument_lines(args), ")"]
     lines += [f"# {name} has no ImageDataGenerator knob: see the Keras layers version" for name in missing]
+    return "\n".join(lines)
+
+
+def cures_code(config: RunConfig) -> str:
+    """The Keras lines of the cures switched on besides augmentation (dropout, L2 weight decay, early
+    stopping) and of the model they change, ready to copy; empty when none is on and the model is the
+    course's CNN."""
+    decay = f", kernel_regularizer=regularizers.l2({_num(config.l2)})" if config.l2 else ""
+    if not (config.dropout or config.l2 or config.early_stopping or config.architecture != "course"):
+        return ""
+    lines = ["from tensorflow.keras import callbacks, layers, models, regularizers", "", "model = models.Sequential(["]
+    lines.append(f"    layers.Input(shape=({config.image_size}, {config.image_size}, 3)),")
+    for filters in ARCHITECTURES[config.architecture]:
+        lines.append(f"    layers.Conv2D({filters}, (3, 3), activation='relu'{decay}),")
+        lines.append("    layers.MaxPooling2D(2, 2),")
+    lines.append("    layers.Flatten(),")
+    if config.dropout:
+        lines.append(f"    layers.Dropout({_num(config.dropout)}),")
+    lines.append(f"    layers.Dense(512, activation='relu'{decay}),")
+    lines.append(f"    layers.Dense(1, activation='sigmoid'{decay}),  # two classes; more: a softmax")
+    lines.append("])")
+    if config.early_stopping:
+        lines += [
+            "",
+            "# Stop once validation loss has not improved for `patience` epochs; keep the best epoch's weights.",
+            "early_stop = callbacks.EarlyStopping(",
+            f"    monitor='val_loss', patience={config.early_stopping}, restore_best_weights=True",
+            ")",
+            "# model.fit(..., callbacks=[early_stop])",
+        ]
     return "\n".join(lines)
 
 

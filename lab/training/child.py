@@ -1,7 +1,7 @@
 """The training child's side of `lab.runs.trainer`: read jobs, train them, report.
 
 Run as `python -m lab.training.child` by `SubprocessTrainer`. The protocol is JSON lines: the
-parent writes `{"train": config}` or `{"stop": true}` to stdin; the child writes
+parent writes `{"train": config, "outcome_dir": folder}` (the folder optional) or `{"stop": true}` to stdin; the child writes
 `{"epoch": row}`, then `{"done": true}`, `{"cancelled": true}` or `{"error": text}` to
 stdout, each line marked with `PREFIX`.
 
@@ -44,7 +44,7 @@ def run_jobs() -> None:
                 stop.set()
             elif "train" in command:
                 stop.clear()  # a new job: forget a stop meant for the previous one
-                jobs.put(command["train"])
+                jobs.put((command["train"], command.get("outcome_dir")))
         jobs.put(None)  # the parent closed our stdin: time to go
 
     def say(message: dict[str, Any]) -> None:
@@ -54,11 +54,18 @@ def run_jobs() -> None:
     threading.Thread(target=read_commands, daemon=True).start()
     last_data = LastData()  # a comparison's second job trains on the first's decoded images
     while (job := jobs.get()) is not None:
+        settings, outcome_dir = job
         try:
-            config = RunConfig.from_dict(job)
+            config = RunConfig.from_dict(settings)
             # No local name for the data: when the next job reads other data, the last
             # reference is LastData's own, and the old images are freed before the new ones load.
-            train(config, lambda row: say({"epoch": row}), stop.is_set, data=last_data.get(config))
+            train(
+                config,
+                lambda row: say({"epoch": row}),
+                stop.is_set,
+                data=last_data.get(config),
+                outcome_dir=outcome_dir,
+            )
         except RunCancelled:
             say({"cancelled": True})
         except Exception as exc:  # any failure ends this run only; the child trains the next one

@@ -42,6 +42,9 @@ class Data:
     # Per split, a flag per file that turns 1 once the file has decoded (`skipped_in_decoding`).
     decoded: dict[str, Any] = field(default_factory=dict)
     skip_logged: bool = False
+    # Each validation image's id, in order: its path relative to the dataset folder, or
+    # "builtin/<index>" (`lab.training.outcome.Predictions.files`).
+    validation_files: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -59,7 +62,8 @@ def load(config: RunConfig) -> Data:
         val_x, val_y = splits["validation"]
         train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
         validation = tf.data.Dataset.from_tensor_slices((val_x, val_y))
-        return Data(train, validation, builtin.CLASS_NAMES, len(train_y), len(val_y), size)
+        files = [f"builtin/{index}" for index in range(len(val_y))]
+        return Data(train, validation, builtin.CLASS_NAMES, len(train_y), len(val_y), size, validation_files=files)
 
     found = list_dataset(config)
     train_files = _subset_files(found.files["train"], config.train_images, config.seed)
@@ -78,6 +82,7 @@ def load(config: RunConfig) -> Data:
         image_size=size,
         ignored=found.ignored,
         decoded={"train": train_decoded, "validation": validation_decoded},
+        validation_files=[Path(path).relative_to(found.root).as_posix() for path, _ in found.files["validation"]],
     )
 
 

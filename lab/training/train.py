@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +30,8 @@ from lab.history import Row, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[Row], None]
 StopCheck = Callable[[], bool]
@@ -40,6 +44,8 @@ class Comparison:
     baseline: list[Row]
     augmented: list[Row]
     config: RunConfig
+    # Each side's final predictions ("baseline", "augmented"), when `compare` was given an `outcome_dir`.
+    predictions: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         import pandas as pd
@@ -53,13 +59,15 @@ def train(
     on_epoch: EpochCallback | None = None,
     should_stop: StopCheck | None = None,
     data: Any = None,
+    outcome_dir: str | Path | None = None,
 ) -> list[Row]:
     """Train the course CNN on `config` and return its history: one row per epoch (`lab.history.COLUMNS`).
 
     `on_epoch` hears each row as its epoch ends. `data` (from `lab.training.pipeline.load`) lets
     a comparison decode its images once for both runs. Raises `RunCancelled` (with the rows
     of the finished epochs) when `should_stop()` turns true, `TrainingFailed` when the loss
-    is no longer a number.
+    is no longer a number. With `outcome_dir`, a finished run leaves its final weights and
+    validation predictions there (`lab.training.outcome`).
     """
     from lab.training import pipeline
 
@@ -77,7 +85,7 @@ def train(
             steps_per_epoch=steps,
             epochs=config.epochs,
             validation_data=validation_ds,
-            callbacks=[reporter],
+            callbacks=[reporter, *_cures(config)],
             shuffle=False,  # the pipeline shuffles, seeded
             verbose=0,
         )
@@ -85,6 +93,8 @@ def train(
         raise RunCancelled(list(reporter.rows)) from None
     else:
         pipeline.log_skipped(data)  # every file has been read once by now
+        if outcome_dir is not None:
+            _keep_outcome(model, data, config, Path(outcome_dir))
     finally:
         # A fit that raised may leave its validation iterator on the model: it holds the pipeline.
         model._eval_epoch_iterator = None
@@ -98,8 +108,12 @@ def compare(
     config: RunConfig,
     on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
     should_stop: StopCheck | None = None,
+    outcome_dir: str | Path | None = None,
 ) -> Comparison:
-    """Train without augmentation, then with it: same data, model and seed."""
+    """Train without augmentation, then with it: same data, model and seed.
+
+    With `outcome_dir`, each side keeps its outcome in `outcome_dir/<side>/` and the comparison's
+    `predictions` holds them."""
     from lab.training import pipeline
 
     if not config.augmentation.enabled:
@@ -108,8 +122,40 @@ def compare(
     runs = {}
     for side, side_config in (("baseline", config.without_augmentation()), ("augmented", config)):
         report = (lambda row, side=side: on_epoch(side, row)) if on_epoch else None
-        runs[side] = train(side_config, report, should_stop, data=data)
-    return Comparison(runs["baseline"], runs["augmented"], config)
+        side_dir = Path(outcome_dir) / side if outcome_dir is not None else None
+        runs[side] = train(side_config, report, should_stop, data=data, outcome_dir=side_dir)
+    comparison = Comparison(runs["baseline"], runs["augmented"], config)
+    if outcome_dir is not None:
+        from lab.training.outcome import load_predictions
+
+        comparison.predictions = {side: load_predictions(Path(outcome_dir) / side) for side in runs}
+    return comparison
+
+
+def _keep_outcome(model: Any, data: Any, config: RunConfig, folder: Path) -> None:
+    """Save the final weights and validation predictions in `folder` (`lab.training.outcome`)."""
+    from lab.training.outcome import predict, save_outcome
+
+    try:
+        save_outcome(folder, model, predict(model, data, config))
+    except OSError as exc:
+        # The curves are the run's result, its images an extra: a full disk costs the images only.
+        log.warning("the run finished, but its weights and predictions could not be saved: %s", exc)
+
+
+def _cures(config: RunConfig) -> list[Any]:
+    """The callbacks of the cures that act during training: early stopping, when switched on."""
+    if not config.early_stopping:
+        return []
+    import keras
+
+    # After the reporter in the list: the stopping epoch is reported before fit ends. The weights
+    # of the best epoch come back at the end, so the outcome (`outcome_dir`) is the best model's.
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping, restore_best_weights=True, start_from_epoch=0
+        )
+    ]
 
 
 class ModelCache:
