@@ -20,9 +20,9 @@ from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
 from lab.knobs import KNOBS
-from lab.presets import EXPERIMENTS_DIR, load_preset
+from lab.presets import load_preset
+from lab.runs.seeding import ATLAS_DIR
 
-ATLAS_DIR = EXPERIMENTS_DIR / "atlas"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
