@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from test_worker import WAIT, FakeTrainer, cfg, trainer, wait_for  # noqa: F401 (trainer: a fixture)
@@ -16,6 +19,8 @@ from lab.runs.hosting import HostLimits
 from lab.runs.seeding import ATLAS_DIR, atlas_folder, seed_from_recordings
 from lab.runs.store import RunStore
 from lab.runs.worker import OverCap, Worker
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class SlotTrainer(FakeTrainer):
@@ -98,13 +103,14 @@ def test_lab_parallel_runs_sets_how_many_and_a_bad_value_says_so(monkeypatch):
         parallel.parallel_runs()
 
 
-def test_without_ray_configured_the_server_trains_in_child_processes_and_imports_no_ray(monkeypatch):
-    monkeypatch.delenv("LAB_RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("LAB_PARALLEL_RUNS", "2")
-    pool = parallel.make_trainer()
-    assert isinstance(pool, parallel.ChildPool) and pool.slots == 2
-    pool.close()
-    assert "lab.runs.ray_trainer" not in __import__("sys").modules
+def test_without_ray_configured_the_server_trains_in_child_processes_and_imports_no_ray():
+    code = (
+        "import sys; from lab.runs import parallel; pool = parallel.make_trainer(); "
+        "print(type(pool).__name__, pool.slots, 'ray' in sys.modules); pool.close()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LAB_RAY_ADDRESS"} | {"LAB_PARALLEL_RUNS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    assert out.stdout.split() == ["ChildPool", "2", "False"]
 
 
 def test_children_of_a_pool_get_disjoint_cores_and_threads_to_match():
