@@ -35,11 +35,17 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def available_memory_mb() -> float | None:
+    """Memory free for training, in MB: the machine's available memory, or a container's limit when lower
+    (a hosted app's 2.7 GB is a cgroup limit; /proc/meminfo shows the whole host)."""
+    found = []
     try:
         with open("/proc/meminfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
+            found += [int(line.split()[1]) / 1024 for line in info if line.startswith("MemAvailable:")]
     except (OSError, ValueError):
         pass
-    return None
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            found.append(int(limit.read().strip()) / 1024 / 1024)  # "max" (no limit) is not a number
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
