@@ -172,3 +172,17 @@ def test_the_atlas_on_disk_is_small():
     size = sum(path.stat().st_size for path in ATLAS_DIR.rglob("*.json"))
     assert size < 200_000, f"the atlas is {size} bytes"
     assert os.path.isdir(ATLAS_DIR / "quick")
+
+
+def test_the_atlas_command_lists_its_entries_and_refuses_an_unknown_one(capsys):
+    from lab.cli import main
+
+    assert main(["atlas", "quick", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    config = load_preset("quick").config
+    assert lines[0].split() == ["baseline", config.without_augmentation().key(), "recorded"]
+    assert lines[-1].split() == ["combination", config.key(), "recorded"]
+    assert main(["atlas", "quick", "--only", "sepia"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m lab: error: --only sepia: not an entry of this atlas (baseline, rotation_range")
+    assert "\n" not in err

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def throughput(args: argparse.Namespace) -> list[dict]:
     config = load_preset(args.preset).config.replace(epochs=args.epochs)
     results = []
     for runs in (1, parallel.parallel_runs() if args.parallel is None else args.parallel):
+        cpu_before = _children_cpu_seconds()
         trainer = parallel.ChildPool(runs)
         worker = Worker(RunStore(tempfile.mkdtemp(prefix="lab-throughput-")), train_fn=trainer)
         started = time.monotonic()
@@ -164,9 +166,12 @@ def throughput(args: argparse.Namespace) -> list[dict]:
             time.sleep(0.2)
         seconds = time.monotonic() - started
         worker.shutdown(timeout=30)
-        trainer.close()
+        trainer.close()  # the children end and are waited for: their CPU time is counted now
+        cpu = _children_cpu_seconds() - cpu_before
         results.append(
             {
+                "cpu_seconds_per_run": round(cpu / args.runs, 1),
+                "load_average": os.getloadavg()[0],
                 "runs_at_once": runs,
                 "runs": args.runs,
                 "seconds": round(seconds, 1),
@@ -174,6 +179,11 @@ def throughput(args: argparse.Namespace) -> list[dict]:
             }
         )
     return results
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
