@@ -131,7 +131,8 @@ def classroom(args: argparse.Namespace) -> dict:
         time.sleep(0.2)
     stop.set()
     finished = {key: worker.status(key) for key in asked}
-    waits = [max(done_at[key] for key in keys) - when for when, keys in students]
+    # A run answered at once may have been done since an earlier student asked: no wait, never a negative one.
+    waits = [max(0.0, max(done_at[key] for key in keys) - when) for when, keys in students]
     worker.shutdown(timeout=30)
     trainer.close()
     ordered = sorted(waits)
