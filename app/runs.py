@@ -18,10 +18,11 @@ from app.state import limits, runs_from_link, secrets, session_id
 from lab import figures, recordings
 from lab import history as hist
 from lab.config import RunConfig
-from lab.runs import trainer as trainer_module
+from lab.runs import parallel
 from lab.runs import worker as worker_module
 from lab.runs.estimate import Calibration, Measured, calibrate, overhead
 from lab.runs.hosting import max_queued
+from lab.runs.seeding import atlas_folder
 from lab.runs.store import RunStore, default_store_root
 from lab.runs.worker import CancelOutcome, OverCap, QueueFull, Worker
 
@@ -35,22 +36,24 @@ UNWATCHED_SECONDS = float(os.environ.get("LAB_UNWATCHED_SECONDS", 180))
 def get_worker() -> Worker:
     """One worker for the whole server: every session and rerun shares it.
 
-    It trains in a child process (lab/runs/trainer.py): a run that runs out of
-    memory takes down the child, never the app, and the page stays responsive.
+    It trains in child processes (lab/runs/parallel.py), several runs at once on a machine with
+    the cores for it, or on Ray with LAB_RAY_ADDRESS: a run that runs out of memory takes down
+    its child, never the app, and the page stays responsive. The lesson atlas seeds its store.
     """
     return worker_module.Worker(
         RunStore(default_store_root()),
-        train_fn=get_trainer(),
+        train_fn=get_trainer(),  # child processes, as many runs at once as the cores allow; or Ray
         limits=limits(),  # the worker enforces the caps itself, whatever a link or a widget asks
         max_queued=max_queued(secrets()),
         unwatched_seconds=UNWATCHED_SECONDS or None,
+        atlas=atlas_folder(),  # the lessons' usual runs answer at once (python -m lab atlas)
     )
 
 
 @st.cache_resource
 def get_trainer():
     """The worker's trainer (one per server, like the worker): the page asks it whether TensorFlow is loaded."""
-    return trainer_module.SubprocessTrainer()
+    return parallel.make_trainer()
 
 
 def trainer_warm() -> bool:

@@ -118,3 +118,11 @@ def lab_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("LAB_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_run_at_a_time_and_no_atlas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's tests train the default preset one run at a time: a server's defaults (several runs at
+    once, the lesson atlas answering the default preset) are tested by tests/test_worker_parallel.py."""
+    monkeypatch.setenv("LAB_PARALLEL_RUNS", "1")
+    monkeypatch.setenv("LAB_ATLAS", "0")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.cli import sweep
+from lab.cli import atlas, sweep
 from lab.cli.folder import EXIT_CANCELLED, EXIT_FAILED, RunFolder, exit_code
 from lab.cli.report import train_and_report, train_seeds_and_report
 from lab.config import MAX_SEEDS, ConfigError, RunConfig
@@ -20,7 +20,7 @@ from lab.presets import broken_presets, list_presets, load_preset
 EXIT_BAD_INPUT = 2
 # Commands with a module of their own (lab/cli/NAME.py): each has `add_parser(commands)`, which adds its
 # subparser, and `run(args) -> int`. Such a module never imports lab.cli itself (that would be a circle).
-COMMANDS: dict[str, Any] = {"sweep": sweep}
+COMMANDS: dict[str, Any] = {"sweep": sweep, "atlas": atlas}
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "build_parser", "main", "resolve_config"]
 

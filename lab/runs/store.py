@@ -327,6 +327,27 @@ class RunStore:
             log.info("marked %d run(s) left unfinished by a previous process as interrupted", len(marked))
         return marked
 
+    # -- seeding (a server starting over a fresh store) -----------------------------------
+    def seed(self, config: RunConfig, history: list[Row]) -> bool:
+        """Store `config` as done with `history` (a recording, `lab.runs.seeding`), unless it is done or active
+        here already; returns whether it was written. The run is then a cache hit like any trained one."""
+        key = config.key()
+        old = self.load_status(key)
+        if old is not None and (old.done or old.active):
+            return False
+        history = from_rows(history)
+        folder = self.run_dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(folder / CONFIG_FILE, config.to_json() + "\n")
+        _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
+        stamp, total = _now(), total_seconds(history)
+        status = RunStatus(
+            "done", config.epochs, len(history), None, stamp, stamp, stamp, total, owner={"seeded": True}
+        )
+        self._write_status(folder, status)  # last: "done" is on disk only once the history is
+        self._forget_warning(key)
+        return True
+
     # -- internals ----------------------------------------------------------------------
     def _read(self, key: str, folder: Path) -> StoredRun:
         status = RunStatus.from_dict(json.loads((folder / STATUS_FILE).read_text(encoding="utf-8")))

@@ -49,7 +49,17 @@ class SubprocessTrainer:
     `TrainingFailed` when the run raised an error in the child or the child died.
     """
 
-    def __init__(self, jobs_per_process: int = 20, recycle_growth_mb: float | None = RECYCLE_GROWTH_MB) -> None:
+    def __init__(
+        self,
+        jobs_per_process: int = 20,
+        recycle_growth_mb: float | None = RECYCLE_GROWTH_MB,
+        *,
+        env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
+    ) -> None:
+        # `env` is added to the child's environment and `cpus` pins it (Linux): one of several
+        # children training at once gets its share of the threads (`lab.runs.parallel`).
+        self.env, self.cpus = env or {}, cpus
         # Recycle the child now and then: TensorFlow does not give every byte back.
         self.jobs_per_process = jobs_per_process
         self.recycle_growth_mb = recycle_growth_mb  # None: never on growth (the benchmark measures growth)
@@ -152,6 +162,8 @@ class SubprocessTrainer:
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.update(self.env)
+        cpus = self.cpus if self.cpus and hasattr(os, "sched_setaffinity") else None
         self._messages = queue.Queue()
         self._jobs_done = 0
         self._reset_growth()
@@ -163,6 +175,7 @@ class SubprocessTrainer:
             text=True,
             env=env,
             cwd=root,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
         return self._child

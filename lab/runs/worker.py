@@ -1,9 +1,12 @@
-"""The single background worker that trains runs one at a time.
+"""The single background worker that trains the server's runs, one or a few at a time.
 
 TensorFlow must never train two models at once in one process (memory, and the course's
 timings would mean nothing), while the page is used by several sessions at once. So every
-training request goes through one `Worker`: one daemon thread, a fair queue
-(`lab.runs.fair_queue`), one job at a time. Requests are keyed by `RunConfig.key()`:
+training request goes through one `Worker`: a fair queue (`lab.runs.fair_queue`) and one
+daemon thread per training slot. A trainer that trains outside this process, in several
+children or on Ray (`lab.runs.parallel`), says how many runs it takes at once (its `slots`),
+and the worker keeps that many running; otherwise one job at a time. Requests are keyed by
+`RunConfig.key()`:
 
 - a key already "done" in the `RunStore` is answered from disk, without a job (this also
   holds after a restart, for a new worker over the same store);
@@ -32,9 +35,10 @@ import logging
 import math
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 from lab.config import RunConfig
-from lab.runs import claims, hosting, watching
+from lab.runs import claims, hosting, seeding, watching
 from lab.runs.fair_queue import TURN, FairQueue
 from lab.runs.hosting import HostLimits
 from lab.runs.jobs import (
@@ -93,6 +97,10 @@ class Worker(Watching):
     when hosted, else no bound), 0 means no bound. `unwatched_seconds`: a queued or running
     run that no page has polled (`status(key, watcher=...)`) for that long is cancelled;
     None (the command line, tests) never cancels a run for that.
+
+    `train_fn.slots` (`lab.runs.parallel`), when the trainer has it, is how many runs train
+    at once; an in-process trainer always trains one. `atlas`: a folder of recordings
+    (`python -m lab atlas`) the store is seeded with first, so those runs are answered at once.
     """
 
     def __init__(
@@ -103,6 +111,7 @@ class Worker(Watching):
         limits: HostLimits | None = None,
         max_queued: int | None = None,
         unwatched_seconds: float | None = None,
+        atlas: Path | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
@@ -114,13 +123,21 @@ class Worker(Watching):
         self._cond = threading.Condition()
         self._queue = FairQueue()
         self._jobs: dict[str, Job] = {}  # queued, running and followed jobs, by key
-        self._running: Job | None = None
+        self._running: list[Job] = []
+        self.slots = max(1, int(getattr(train_fn, "slots", 1) or 1)) if train_fn is not None else 1
         self._finished: OrderedDict[str, Finished] = OrderedDict()
         self._stopping = False
         self._swept = -math.inf
         store.mark_interrupted()
-        self._thread = threading.Thread(target=self._loop, name="overfitting-lab-worker", daemon=True)
-        self._thread.start()
+        if atlas is not None:
+            seeding.seed_from_recordings(store, atlas)
+        self._threads_left = self.slots
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"overfitting-lab-worker-{slot}", daemon=True)
+            for slot in range(self.slots)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- the page's side ----------------------------------------------------------------
     def submit(self, config: RunConfig, owner: str | None = None, *, train_count: int | None = None) -> str:
@@ -229,13 +246,12 @@ class Worker(Watching):
     def queue_snapshot(self) -> list[str]:
         """Keys in the order they will train: the running job first, then the waiting ones."""
         with self._cond:
-            running = [self._running.key] if self._running is not None else []
-            return running + [job.key for job in self._queue.ordered()]
+            return [job.key for job in self._running] + [job.key for job in self._queue.ordered()]
 
     @property
     def alive(self) -> bool:
-        """Whether the worker thread is running (False after `shutdown`)."""
-        return self._thread.is_alive()
+        """Whether the worker's threads are running (False after `shutdown`)."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def shutdown(self, timeout: float | None = 10.0) -> bool:
         """Stop the worker: waiting jobs and the running one end as "interrupted".
@@ -249,16 +265,18 @@ class Worker(Watching):
                 self._end(job, "interrupted")
             for job in [job for job in self._jobs.values() if job.follower]:
                 del self._jobs[job.key]
-            if self._running is not None:
-                self._running.stop_reason = self._running.stop_reason or "interrupted"
-                self._running.stop.set()
+            for running in self._running:
+                running.stop_reason = running.stop_reason or "interrupted"
+                running.stop.set()
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else watching.clock() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - watching.clock()))
         # A trainer that keeps a child process (SubprocessTrainer) ends it with the worker.
         close = getattr(self._train_fn, "close", None)
         if callable(close):
             close()
-        return not self._thread.is_alive()
+        return not self.alive
 
     # -- bookkeeping (the helpers below `_live` expect the lock held) ----------------------
     def _status_from_memory(self, key: str, watcher: str | None) -> JobStatus | None:
@@ -348,7 +366,7 @@ class Worker(Watching):
 
     def _cancel(self, job: Job, note: str | None = None) -> None:
         """Cancel a queued job, or ask the running one to stop; `note` says why when no one clicked Cancel."""
-        if job is self._running:
+        if job in self._running:
             job.stop_reason, job.stop_note = "cancelled", note
             job.stop.set()
             return
@@ -379,7 +397,11 @@ class Worker(Watching):
             while self._serve_next():
                 pass
         finally:
-            claims.retire(self._identity)  # claims it still holds may be taken over now
+            with self._cond:
+                self._threads_left -= 1
+                last = self._threads_left == 0
+            if last:
+                claims.retire(self._identity)  # claims it still holds may be taken over now
 
     def _serve_next(self) -> bool:
         """Wait for a job and train it; False once the worker stops."""
@@ -391,8 +413,10 @@ class Worker(Watching):
                 following = any(job.follower for job in self._jobs.values())
                 self._cond.wait(watching.SWEEP_SECONDS if following else None)
                 return True
-        # Wait for any other worker of this process to finish training first.
-        while not _TRAINING_LOCK.acquire(timeout=0.1):
+        # Training in this process, or in one child: wait for any other worker of this process
+        # to finish training first. A trainer with several slots trains elsewhere, in its own share.
+        lock = _TRAINING_LOCK if self.slots == 1 else None
+        while lock is not None and not lock.acquire(timeout=0.1):
             self._sweep()
             with self._cond:
                 if self._stopping:
@@ -403,7 +427,7 @@ class Worker(Watching):
                     return True  # cancelled while we waited for the lock
                 job = self._queue.take()
                 job.state = "running"
-                self._running = job
+                self._running.append(job)
             try:
                 run_job(job, self.store, self._train_fn, self._cond, on_check=self._sweep)
             except Exception:  # never let a bookkeeping error kill the worker
@@ -414,9 +438,10 @@ class Worker(Watching):
                         job.error = job.error or "internal error in the worker; see the log"
             finally:
                 with self._cond:
-                    self._running = None
+                    self._running.remove(job)
                     self._end(job, job.state)
                     self._cond.notify_all()
         finally:
-            _TRAINING_LOCK.release()
+            if lock is not None:
+                lock.release()
         return True
