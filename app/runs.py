@@ -39,7 +39,7 @@ def get_worker() -> Worker:
     """
     return worker_module.Worker(
         RunStore(default_store_root()),
-        train_fn=trainer_module.SubprocessTrainer(),
+        train_fn=trainer_module.SubprocessTrainer(start_now=True),  # TensorFlow loads before the first click
         limits=limits(),  # the worker enforces the caps itself, whatever a link or a widget asks
         max_queued=max_queued(secrets()),
         unwatched_seconds=UNWATCHED_SECONDS or None,

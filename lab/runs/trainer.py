@@ -49,7 +49,12 @@ class SubprocessTrainer:
     `TrainingFailed` when the run raised an error in the child or the child died.
     """
 
-    def __init__(self, jobs_per_process: int = 20, recycle_growth_mb: float | None = RECYCLE_GROWTH_MB) -> None:
+    def __init__(
+        self,
+        jobs_per_process: int = 20,
+        recycle_growth_mb: float | None = RECYCLE_GROWTH_MB,
+        start_now: bool = False,
+    ) -> None:
         # Recycle the child now and then: TensorFlow does not give every byte back.
         self.jobs_per_process = jobs_per_process
         self.recycle_growth_mb = recycle_growth_mb  # None: never on growth (the benchmark measures growth)
@@ -58,6 +63,22 @@ class SubprocessTrainer:
         self._jobs_done = 0
         self._reset_growth()
         self._lock = threading.Lock()
+        # `start_now`: the child imports TensorFlow before the first job, and again after each
+        # recycling, so that a visitor's first click does not wait seconds for the import.
+        self.start_now = start_now
+        self._ready = threading.Event()
+        if start_now:
+            self.start()
+
+    @property
+    def warm(self) -> bool:
+        """Whether a child is running with TensorFlow loaded: a job sent now starts training at once."""
+        return self._ready.is_set() and self._child is not None and self._child.poll() is None
+
+    def start(self) -> None:
+        """Start the child now, if none is running: it loads TensorFlow while no job waits for it."""
+        with self._lock:
+            self._ensure_child()
 
     def __call__(
         self,
@@ -69,6 +90,7 @@ class SubprocessTrainer:
             return self._train(config, on_epoch, should_stop)
 
     def close(self) -> None:
+        self._ready.clear()
         if self._child is not None and self._child.poll() is None:
             self._child.kill()
             self._child.wait()
@@ -115,6 +137,8 @@ class SubprocessTrainer:
         self._jobs_done += 1
         if self._jobs_done >= self.jobs_per_process or self._grown(config):
             self.close()  # the next job starts a fresh child, with its counts reset (`_ensure_child`)
+            if self.start_now:
+                self._ensure_child()
 
     def _grown(self, config: RunConfig) -> bool:
         """Whether the child, after a job like ones it ran before, holds more than any earlier job left it.
@@ -145,6 +169,7 @@ class SubprocessTrainer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._messages = queue.Queue()
+        self._ready = threading.Event()  # a new event per child: an old reader thread cannot set it
         self._jobs_done = 0
         self._reset_growth()
         self._child = subprocess.Popen(
@@ -156,7 +181,8 @@ class SubprocessTrainer:
             env=env,
             cwd=root,
         )
-        threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
+        reader = threading.Thread(target=_read_messages, args=(self._child, self._messages, self._ready), daemon=True)
+        reader.start()
         return self._child
 
     @staticmethod
@@ -168,10 +194,14 @@ class SubprocessTrainer:
             pass  # the child is gone; the loop notices and reports it
 
 
-def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
+def _read_messages(child: subprocess.Popen, messages: queue.Queue, ready: threading.Event) -> None:
     for line in child.stdout:
         if line.startswith(PREFIX):
-            messages.put(json.loads(line[len(PREFIX) :]))
+            message = json.loads(line[len(PREFIX) :])
+            if "ready" in message:
+                ready.set()  # TensorFlow is loaded; nothing for a job's loop to read
+            else:
+                messages.put(message)
     messages.put({"exit": child.wait()})
 
 
