@@ -230,6 +230,7 @@ def test_a_trainer_started_ahead_loads_tensorflow_before_the_first_job_and_says_
         while not trainer.warm and time.monotonic() < deadline:
             time.sleep(0.2)
         assert trainer.warm
+        assert trainer.device.startswith(("CPU (", "GPU: ")), "the child says what it trains on"
         assert _tensorflow_mapped(pid), "TensorFlow is loaded before any job was sent"
         history, _ = train(trainer, TINY.replace(epochs=1, seed=8))
         assert len(history) == 1 and child_pid(trainer) == pid, "the warm child trained the first job"

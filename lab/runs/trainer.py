@@ -67,6 +67,8 @@ class SubprocessTrainer:
         # recycling, so that a visitor's first click does not wait seconds for the import.
         self.start_now = start_now
         self._ready = threading.Event()
+        # What the child trains on ("CPU (2 threads)", "GPU: ..."), as it said once TensorFlow loaded; "" before.
+        self.device = ""
         if start_now:
             self.start()
 
@@ -169,7 +171,13 @@ class SubprocessTrainer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._messages = queue.Queue()
-        self._ready = threading.Event()  # a new event per child: an old reader thread cannot set it
+        ready = self._ready = threading.Event()  # a new event per child: an old reader thread cannot set it
+
+        def on_ready(message: dict[str, Any]) -> None:
+            self.device = str(message.get("device") or "")
+            ready.set()
+
+        self._on_ready = on_ready
         self._jobs_done = 0
         self._reset_growth()
         self._child = subprocess.Popen(
@@ -181,7 +189,9 @@ class SubprocessTrainer:
             env=env,
             cwd=root,
         )
-        reader = threading.Thread(target=_read_messages, args=(self._child, self._messages, self._ready), daemon=True)
+        reader = threading.Thread(
+            target=_read_messages, args=(self._child, self._messages, self._on_ready), daemon=True
+        )
         reader.start()
         return self._child
 
@@ -194,12 +204,12 @@ class SubprocessTrainer:
             pass  # the child is gone; the loop notices and reports it
 
 
-def _read_messages(child: subprocess.Popen, messages: queue.Queue, ready: threading.Event) -> None:
+def _read_messages(child: subprocess.Popen, messages: queue.Queue, on_ready: Callable[[dict], None]) -> None:
     for line in child.stdout:
         if line.startswith(PREFIX):
             message = json.loads(line[len(PREFIX) :])
             if "ready" in message:
-                ready.set()  # TensorFlow is loaded; nothing for a job's loop to read
+                on_ready(message)  # TensorFlow is loaded; nothing for a job's loop to read
             else:
                 messages.put(message)
     messages.put({"exit": child.wait()})

@@ -30,7 +30,7 @@ def run_jobs() -> None:
     keep_unused_packages_out()
     from lab.config import RunConfig
     from lab.errors import RunCancelled
-    from lab.training.train import LastData, train
+    from lab.training.train import LastData, train, training_device
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
     out, sys.stdout = sys.stdout, sys.stderr
@@ -61,7 +61,7 @@ def run_jobs() -> None:
         out.flush()
 
     threading.Thread(target=read_commands, daemon=True).start()
-    say({"ready": True})
+    say({"ready": True, "device": training_device()})
     last_data = LastData()  # a comparison's second job trains on the first's decoded images
     while (job := jobs.get()) is not None:
         try:

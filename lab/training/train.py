@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -316,6 +317,18 @@ def _reporter_class() -> type:
     import keras
 
     return type("_Reporter", (_Reporter, keras.callbacks.Callback), {})
+
+
+def training_device() -> str:
+    """What trains here, for a run's record: "GPU: <name>" when TensorFlow sees a GPU, else "CPU (N threads)"."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name') or gpus[0].name}" + (f" (+{len(gpus) - 1})" if len(gpus) > 1 else "")
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    return f"CPU ({threads} threads)"
 
 
 _DETERMINISTIC = False
