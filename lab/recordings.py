@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import platform
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,10 +36,12 @@ class Recording:
     machine: str
     recorded_at: str
     seconds: float
+    device: str = ""  # what trained it, "CPU (2 threads)" or "GPU: ..."; recordings before issue 15 have none
 
     def title(self) -> str:
         minutes = self.seconds / 60
-        return f"{self.name}: {self.preset}, recorded {self.recorded_at[:10]} on {self.machine} ({minutes:.0f} min)"
+        where = f"{self.machine}, {self.device}" if self.device else self.machine
+        return f"{self.name}: {self.preset}, recorded {self.recorded_at[:10]} on {where} ({minutes:.0f} min)"
 
 
 def machine_name() -> str:
@@ -59,6 +62,20 @@ def machine_name() -> str:
     return f"{os.cpu_count()} cores, {cpu}{accelerator}"
 
 
+def device_name() -> str:
+    """What trained a run in this process: "GPU: <name>" or "CPU (N threads)" (as `lab.training.train.training_device`).
+
+    Only asked of a TensorFlow already loaded (the command line trained here): this module never loads it.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return ""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return f"GPU: {tf.config.experimental.get_device_details(gpus[0]).get('device_name') or gpus[0].name}"
+    return f"CPU ({tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads)"
+
+
 def recording_path(name: str, folder: Path | None = None) -> Path:
     """Where the recording NAME lives: experiments/recorded/NAME.json (or in `folder`)."""
     return (folder or RECORDINGS_DIR) / f"{name}.json"
@@ -72,6 +89,7 @@ def save_recording(
     seconds: float,
     folder: Path | None = None,
     replace: bool = True,
+    device: str | None = None,
 ) -> Path:
     """Save `runs` (side -> history: rows, or a DataFrame) as experiments/recorded/NAME.json (or in `folder`).
 
@@ -88,6 +106,7 @@ def save_recording(
         "preset": preset,
         "config": config.to_dict(),
         "machine": machine_name(),
+        "device": device or device_name(),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
         "runs": {side: _columns(history) for side, history in runs.items()},
@@ -138,6 +157,7 @@ def load_recording(name: str, folder: Path | None = None) -> Recording:
         machine=data.get("machine", "unknown machine"),
         recorded_at=data.get("recorded_at", ""),
         seconds=float(data.get("seconds", 0.0)),
+        device=str(data.get("device") or ""),
     )
 
 

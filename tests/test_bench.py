@@ -141,3 +141,24 @@ def test_a_subset_folder_links_the_same_class_balanced_images(tmp_path, image_fo
 def test_growth_slope():
     assert memory._slope([100.0, 101.0, 102.0, 103.0]) == pytest.approx(1.0)
     assert memory._slope([5.0, 5.0, 5.0]) == pytest.approx(0.0)
+
+
+def test_together_measures_both_sides_four_ways_and_each_learns_what_it_learns_alone():
+    """`python -m tools.bench.together` at tiny settings: every mode reported, ratios to `apart`, the same lesson."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    tiny = ["--preset", "quick", "--epochs", "1", "--train-images", "20", "--repeats", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.bench.together", *tiny],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    modes = report["modes"]
+    assert set(modes) == {"apart", "threads", "processes", "shared"}
+    for figures in modes.values():
+        assert positive(figures["wall_seconds"]) and positive(figures["cpu_seconds"])
+        assert figures["wall_over_apart"] == pytest.approx(figures["wall_seconds"] / modes["apart"]["wall_seconds"])
+        assert set(figures["finals"]) == {"baseline", "augmented"}
+    assert modes["apart"]["wall_over_apart"] == 1
+    # Two threads train exactly what one after the other trains (tests/test_train.py checks every epoch).
+    assert modes["threads"]["finals"] == modes["apart"]["finals"]

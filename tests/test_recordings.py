@@ -56,3 +56,16 @@ def test_a_full_disk_leaves_the_earlier_recording_and_no_temporary_file(tmp_path
     assert full.value.errno == errno.ENOSPC
     assert (tmp_path / "demo.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json"]
+
+
+def test_a_recording_keeps_the_device_that_trained_it_and_an_older_one_without_it_still_loads(tmp_path, config):
+    import json
+
+    save_recording("demo", "quick", config, {"run": ROWS}, seconds=1, folder=tmp_path, device="GPU: NVIDIA Test")
+    recording = load_recording("demo", tmp_path)
+    assert recording.device == "GPU: NVIDIA Test" and "GPU: NVIDIA Test" in recording.title()
+    older = json.loads((tmp_path / "demo.json").read_text())
+    del older["device"]
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    assert load_recording("old", tmp_path).device == ""
+    assert load_recording("old", tmp_path).runs == recording.runs

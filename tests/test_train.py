@@ -314,7 +314,8 @@ def test_compare_refuses_a_config_without_augmentation(two_class_folder):
         compare(config)
 
 
-def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folder, monkeypatch):
+@pytest.mark.parametrize("together", [True, False], ids=["together", "one-after-the-other"])
+def test_compare_trains_baseline_and_augmented_on_the_same_data(two_class_folder, monkeypatch, together):
     config = tiny_config(two_class_folder, epochs=1, augmentation=AUGMENTATION)
     calls = []
     original = train.train
@@ -325,12 +326,19 @@ def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folde
 
     monkeypatch.setattr(train, "train", recording)
     reported = []
-    result = compare(config, on_epoch=lambda side, row: reported.append((side, row["epoch"])))
+    result = compare(config, on_epoch=lambda side, row: reported.append((side, row["epoch"])), together=together)
 
     assert isinstance(result, Comparison) and result.config == config
-    assert [c for c, _ in calls] == [config.without_augmentation(), config]
+    sides = [config.without_augmentation(), config]
+    assert (
+        [c for c, _ in calls] == sides
+        if not together
+        else sorted(c.key() for c, _ in calls) == sorted(c.key() for c in sides)
+    )
     assert calls[0][1] is calls[1][1] is not None  # decoded once, shared
-    assert reported == [("baseline", 1), ("augmented", 1)]
+    assert sorted(reported) == [("augmented", 1), ("baseline", 1)]
+    if not together:
+        assert reported == [("baseline", 1), ("augmented", 1)]
     for history in (result.baseline, result.augmented):
         assert [list(row) for row in history] == [COLUMNS]
     summary = result.summary()
@@ -339,6 +347,34 @@ def test_compare_trains_baseline_then_augmented_on_the_same_data(two_class_folde
         result.baseline[-1]["accuracy"] - result.baseline[-1]["val_accuracy"]
     )
     assert summary.loc["augmented", "val_accuracy"] == result.augmented[-1]["val_accuracy"]
+
+
+def test_both_sides_trained_together_learn_exactly_what_they_learn_one_after_the_other(two_class_folder):
+    config = tiny_config(two_class_folder, augmentation=AUGMENTATION)
+    together = compare(config, together=True)
+    apart = compare(config, together=False)
+    for side in ("baseline", "augmented"):
+        pd.testing.assert_frame_equal(numbers(getattr(together, side)), numbers(getattr(apart, side)), rtol=0, atol=0)
+
+
+def test_a_side_that_fails_stops_the_other_and_its_error_is_raised(two_class_folder, monkeypatch):
+    import tensorflow as tf
+
+    original = pipeline.training_pipeline
+
+    def poisoned_when_augmented(data, config):
+        dataset, steps = original(data, config)
+        if not config.augmentation.enabled:
+            return dataset, steps
+        return dataset.map(lambda x, y: (x, y * tf.constant(float("nan")))), steps
+
+    monkeypatch.setattr(pipeline, "training_pipeline", poisoned_when_augmented)
+    reported = []
+    config = tiny_config(two_class_folder, epochs=30, augmentation=AUGMENTATION)
+    with pytest.raises(TrainingFailed, match="diverged"):
+        compare(config, on_epoch=lambda side, row: reported.append(side))
+    assert "augmented" not in reported
+    assert reported.count("baseline") < 30  # the baseline was stopped, not trained to its end
 
 
 # -- the user's images are read, never written ---------------------------------------------------------

@@ -212,3 +212,28 @@ def test_close_ends_the_child():
     assert child.poll() is not None, "the child process has ended"
     assert trainer._child is None
     trainer.close()  # closing twice is harmless
+
+
+def _tensorflow_mapped(pid: int) -> bool:
+    return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc")
+def test_a_trainer_started_ahead_loads_tensorflow_before_the_first_job_and_says_it_is_warm():
+    idle = SubprocessTrainer()
+    assert idle._child is None and not idle.warm, "a plain trainer starts nothing until a job comes"
+    trainer = SubprocessTrainer(start_now=True)
+    try:
+        pid = child_pid(trainer)
+        assert pid is not None, "the child is started with the trainer"
+        deadline = time.monotonic() + 300  # a generous bound on a loaded machine, not a timing check
+        while not trainer.warm and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert trainer.warm
+        assert trainer.device.startswith(("CPU (", "GPU: ")), "the child says what it trains on"
+        assert _tensorflow_mapped(pid), "TensorFlow is loaded before any job was sent"
+        history, _ = train(trainer, TINY.replace(epochs=1, seed=8))
+        assert len(history) == 1 and child_pid(trainer) == pid, "the warm child trained the first job"
+    finally:
+        trainer.close()
+    assert not trainer.warm

@@ -105,7 +105,7 @@ def make_trainer() -> Callable[..., list[Row]]:
         from lab.runs.ray_trainer import RayTrainer  # Ray is imported only here, only when asked for
 
         return RayTrainer(address)
-    return ChildPool(parallel_runs())
+    return ChildPool(parallel_runs(), start_now=True)  # TensorFlow loads before the first click
 
 
 def _data_key(config: RunConfig) -> tuple:

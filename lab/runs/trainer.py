@@ -54,6 +54,7 @@ class SubprocessTrainer:
         jobs_per_process: int = 20,
         recycle_growth_mb: float | None = RECYCLE_GROWTH_MB,
         *,
+        start_now: bool = False,
         env: dict[str, str] | None = None,
         cpus: set[int] | None = None,
     ) -> None:
@@ -68,6 +69,24 @@ class SubprocessTrainer:
         self._jobs_done = 0
         self._reset_growth()
         self._lock = threading.Lock()
+        # `start_now`: the child imports TensorFlow before the first job, and again after each
+        # recycling, so that a visitor's first click does not wait seconds for the import.
+        self.start_now = start_now
+        self._ready = threading.Event()
+        # What the child trains on ("CPU (2 threads)", "GPU: ..."), as it said once TensorFlow loaded; "" before.
+        self.device = ""
+        if start_now:
+            self.start()
+
+    @property
+    def warm(self) -> bool:
+        """Whether a child is running with TensorFlow loaded: a job sent now starts training at once."""
+        return self._ready.is_set() and self._child is not None and self._child.poll() is None
+
+    def start(self) -> None:
+        """Start the child now, if none is running: it loads TensorFlow while no job waits for it."""
+        with self._lock:
+            self._ensure_child()
 
     def __call__(
         self,
@@ -79,12 +98,8 @@ class SubprocessTrainer:
         with self._lock:  # one job at a time through one child
             return self._train(config, on_epoch, should_stop, outcome_dir)
 
-    @property
-    def warm(self) -> bool:
-        """A live child that has finished a job: TensorFlow is imported, the next run skips that."""
-        return self._child is not None and self._child.poll() is None and self._jobs_done > 0
-
     def close(self) -> None:
+        self._ready.clear()
         if self._child is not None and self._child.poll() is None:
             self._child.kill()
             self._child.wait()
@@ -133,6 +148,8 @@ class SubprocessTrainer:
         self._jobs_done += 1
         if self._jobs_done >= self.jobs_per_process or self._grown(config):
             self.close()  # the next job starts a fresh child, with its counts reset (`_ensure_child`)
+            if self.start_now:
+                self._ensure_child()
 
     def _grown(self, config: RunConfig) -> bool:
         """Whether the child, after a job like ones it ran before, holds more than any earlier job left it.
@@ -165,6 +182,13 @@ class SubprocessTrainer:
         env.update(self.env)
         cpus = self.cpus if self.cpus and hasattr(os, "sched_setaffinity") else None
         self._messages = queue.Queue()
+        ready = self._ready = threading.Event()  # a new event per child: an old reader thread cannot set it
+
+        def on_ready(message: dict[str, Any]) -> None:
+            self.device = str(message.get("device") or "")
+            ready.set()
+
+        self._on_ready = on_ready
         self._jobs_done = 0
         self._reset_growth()
         self._child = subprocess.Popen(
@@ -177,7 +201,10 @@ class SubprocessTrainer:
             cwd=root,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
-        threading.Thread(target=_read_messages, args=(self._child, self._messages), daemon=True).start()
+        reader = threading.Thread(
+            target=_read_messages, args=(self._child, self._messages, self._on_ready), daemon=True
+        )
+        reader.start()
         return self._child
 
     @staticmethod
@@ -189,10 +216,14 @@ class SubprocessTrainer:
             pass  # the child is gone; the loop notices and reports it
 
 
-def _read_messages(child: subprocess.Popen, messages: queue.Queue) -> None:
+def _read_messages(child: subprocess.Popen, messages: queue.Queue, on_ready: Callable[[dict], None]) -> None:
     for line in child.stdout:
         if line.startswith(PREFIX):
-            messages.put(json.loads(line[len(PREFIX) :]))
+            message = json.loads(line[len(PREFIX) :])
+            if "ready" in message:
+                on_ready(message)  # TensorFlow is loaded; nothing for a job's loop to read
+            else:
+                messages.put(message)
     messages.put({"exit": child.wait()})
 
 

@@ -30,10 +30,19 @@ def run_jobs() -> None:
     keep_unused_packages_out()
     from lab.config import RunConfig
     from lab.errors import RunCancelled
-    from lab.training.train import LastData, train
+    from lab.training.train import LastData, train, training_device
 
     # Protocol lines only on stdout: anything else the child prints goes to stderr.
     out, sys.stdout = sys.stdout, sys.stderr
+    # Load TensorFlow now, before any job asks: a child started ahead of the first click
+    # (`SubprocessTrainer(start_now=True)`) has it ready by then. `ready` tells the parent.
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    import lab.training.augment  # noqa: F401
+    import lab.training.model  # noqa: F401
+    import lab.training.pipeline  # noqa: F401
+
     stop = threading.Event()
     jobs: queue.Queue = queue.Queue()
 
@@ -52,6 +61,7 @@ def run_jobs() -> None:
         out.flush()
 
     threading.Thread(target=read_commands, daemon=True).start()
+    say({"ready": True, "device": training_device()})
     last_data = LastData()  # a comparison's second job trains on the first's decoded images
     while (job := jobs.get()) is not None:
         settings, outcome_dir = job

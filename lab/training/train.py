@@ -14,6 +14,7 @@ import functools
 import gc
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -71,13 +72,15 @@ def train(
     """
     from lab.training import pipeline
 
-    _make_deterministic(config.seed)
     data = data if data is not None else pipeline.load(config)
     if data.image_size != config.image_size:
         raise ConfigError("data was loaded for another image size")
-    train_ds, steps = pipeline.training_pipeline(data, config)
-    validation_ds = pipeline.validation_pipeline(data, config)
-    model = MODELS.take(config, data.num_classes)
+    # Seeding is process-wide: runs training at once in threads (`compare`) each seed and build in turn.
+    with _SETUP_LOCK:
+        _make_deterministic(config.seed)
+        train_ds, steps = pipeline.training_pipeline(data, config)
+        validation_ds = pipeline.validation_pipeline(data, config)
+        model = MODELS.take(config, data.num_classes)
     reporter = _reporter_class()(on_epoch, should_stop)
     try:
         model.fit(
@@ -109,21 +112,60 @@ def compare(
     on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
     should_stop: StopCheck | None = None,
     outcome_dir: str | Path | None = None,
+    together: bool = True,
 ) -> Comparison:
-    """Train without augmentation, then with it: same data, model and seed.
+    """Train without augmentation and with it: same data, model and seed.
+
+    `together` trains both sides at once, each in a thread of this process, so both curves grow
+    side by side; otherwise the baseline first. Either way each side's history is the one it
+    would have alone, bit for bit (`tests/test_train.py`). Why threads: at the lessons' sizes one
+    run keeps about 1.1 of 2 cores busy (small batches), two keep both (docs/performance.md,
+    "Fast lessons (issue 15)"). Should one side fail or be cancelled, the other is stopped too.
 
     With `outcome_dir`, each side keeps its outcome in `outcome_dir/<side>/` and the comparison's
-    `predictions` holds them."""
+    `predictions` holds them.
+    """
     from lab.training import pipeline
 
     if not config.augmentation.enabled:
         raise ConfigError("no augmentation is switched on: a comparison needs at least one knob")
     data = pipeline.load(config)
-    runs = {}
-    for side, side_config in (("baseline", config.without_augmentation()), ("augmented", config)):
-        report = (lambda row, side=side: on_epoch(side, row)) if on_epoch else None
-        side_dir = Path(outcome_dir) / side if outcome_dir is not None else None
-        runs[side] = train(side_config, report, should_stop, data=data, outcome_dir=side_dir)
+    sides = {"baseline": config.without_augmentation(), "augmented": config}
+    runs: dict[str, list[Row]] = {}
+    failures: list[BaseException] = []  # in the order they happened: the first is the cause
+    halt = threading.Event()
+
+    def stop() -> bool:
+        return halt.is_set() or (should_stop is not None and should_stop())
+
+    def run(side: str) -> None:
+        report = (lambda row: on_epoch(side, row)) if on_epoch else None
+        try:
+            side_dir = Path(outcome_dir) / side if outcome_dir is not None else None
+            runs[side] = train(sides[side], report, stop, data=data, outcome_dir=side_dir)
+        except BaseException as exc:  # raised to the caller below
+            failures.append(exc)
+            halt.set()
+
+    if not together:
+        for side in sides:
+            if not failures:
+                run(side)
+    else:
+        threads = [threading.Thread(target=run, args=(side,), name=f"lab-{side}") for side in sides]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)  # a timed join lets Ctrl-C through to this thread
+        except KeyboardInterrupt:
+            halt.set()
+            for thread in threads:
+                thread.join()
+            raise
+    if failures:
+        raise failures[0]
     comparison = Comparison(runs["baseline"], runs["augmented"], config)
     if outcome_dir is not None:
         from lab.training.outcome import load_predictions
@@ -323,7 +365,20 @@ def _reporter_class() -> type:
     return type("_Reporter", (_Reporter, keras.callbacks.Callback), {})
 
 
+def training_device() -> str:
+    """What trains here, for a run's record: "GPU: <name>" when TensorFlow sees a GPU, else "CPU (N threads)"."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name') or gpus[0].name}" + (f" (+{len(gpus) - 1})" if len(gpus) > 1 else "")
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    return f"CPU ({threads} threads)"
+
+
 _DETERMINISTIC = False
+_SETUP_LOCK = threading.Lock()
 
 
 def _make_deterministic(seed: int) -> None:
