@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lab.config import RunConfig
+from lab.runs.parallel import ChildPool
 from lab.runs.store import RunStore
 from lab.runs.trainer import SubprocessTrainer
 from lab.runs.worker import Worker
@@ -138,9 +139,12 @@ def test_l2_weight_decay_penalises_every_kernel():
     assert build_model(TINY.replace(architecture="course5", image_size=96), 2).count_params() < 400_000
 
 
-def test_the_worker_keeps_each_runs_outcome_in_its_folder_and_a_retrain_forgets_it(tmp_path):
+@pytest.mark.parametrize(
+    "make", [SubprocessTrainer, lambda: ChildPool(1)], ids=["child", "the page's pool of children"]
+)
+def test_the_worker_keeps_each_runs_outcome_in_its_folder_and_a_retrain_forgets_it(tmp_path, make):
     store = RunStore(tmp_path / "runs")
-    trainer = SubprocessTrainer()
+    trainer = make()
     worker = Worker(store, train_fn=trainer)
     config = TINY.replace(epochs=1)
     try:
@@ -153,6 +157,8 @@ def test_the_worker_keeps_each_runs_outcome_in_its_folder_and_a_retrain_forgets_
         p = load_predictions(folder)
         assert p is not None and p.accuracy == pytest.approx(store.load(key).history[-1]["val_accuracy"], abs=1e-6)
         assert (folder / WEIGHTS_FILE).is_file()
+        # History says what trained it: the child reports its device once TensorFlow has loaded.
+        assert store.load_status(key).device.startswith(("CPU (", "GPU: ")), store.load_status(key)
         store.record_queued(config, overwrite_done=True)
         assert load_predictions(folder) is None, "a run trained again shows no images of the last attempt"
     finally:

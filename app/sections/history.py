@@ -64,6 +64,7 @@ COLUMN_LABELS = {
     "val_accuracy": "Validation accuracy",
     "gap": "Gap (training − validation)",
     "best": "Best validation accuracy (epoch)",
+    "device": "Trained on",
 }
 
 
@@ -109,4 +110,5 @@ def run_row(run) -> dict:
         "val_accuracy": f"{summary['val_accuracy']:.1%}" if done else "",
         "gap": f"{summary['gap']:.1%}" if done else "",
         "best": f"{summary['best_val_accuracy']:.1%} ({summary['best_epoch']})" if done else "",
+        "device": run.status.device,
     }

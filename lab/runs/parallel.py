@@ -20,12 +20,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lab.config import RunConfig
 from lab.history import Row
 from lab.runs import trainer as trainer_module
 from lab.runs.parallel_share import available_cores, available_memory_mb, default_runs, thread_env
+from lab.runs.run_job import keeps_outcome
 from lab.runs.trainer import SubprocessTrainer
 
 
@@ -63,20 +65,31 @@ class ChildPool:
         self._idle = list(self._trainers)
         self._last: dict[int, tuple] = {}  # trainer index -> the data its last job read
         self._cond = threading.Condition()
+        self._local = threading.local()  # the device of the child that trained this thread's last run
 
     def __call__(
         self,
         config: RunConfig,
         on_epoch: Callable[[Row], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        outcome_dir: str | Path | None = None,
     ) -> list[Row]:
         trainer = self._take(_data_key(config))
         try:
-            return trainer(config, on_epoch, should_stop)
+            # The child writes the run's weights and predictions into `outcome_dir` (the Why section reads them).
+            kept = {"outcome_dir": outcome_dir} if outcome_dir is not None and keeps_outcome(trainer) else {}
+            rows = trainer(config, on_epoch, should_stop, **kept)
+            self._local.device = getattr(trainer, "device", "")
+            return rows
         finally:
             with self._cond:
                 self._idle.append(trainer)
                 self._cond.notify()
+
+    @property
+    def device(self) -> str:
+        """What trained the last run this thread asked for (the worker reads it right after the run)."""
+        return getattr(self._local, "device", "")
 
     @property
     def warm(self) -> bool:

@@ -48,9 +48,10 @@ def run_job(
     try:
         store.record_start(job.key)
         train = train_fn if train_fn is not None else default_train()
-        outcome = {"outcome_dir": store.run_dir(job.key)} if _keeps_outcome(train) else {}
+        outcome = {"outcome_dir": store.run_dir(job.key)} if keeps_outcome(train) else {}
         result = train(job.config, on_epoch=on_epoch, should_stop=should_stop, **outcome)
         history = _final_history(job, result, lock)
+        device = _device(train, in_process=train_fn is None)
     except RunCancelled as exc:
         _record_stop(job, store, lock, exc)
         return
@@ -59,7 +60,7 @@ def run_job(
         _record_failure(job, store, lock, f"{type(exc).__name__}: {exc}")
         return
     try:
-        store.record_finish(job.key, history)
+        store.record_finish(job.key, history, device)
     except Exception as exc:
         # The result cannot be stored, so it cannot be served later: say so.
         log.exception("run %s finished but could not be stored", job.key)
@@ -80,7 +81,7 @@ def store_safely(record: Callable[..., Any], *args: Any) -> None:
         log.exception("worker: could not update the run store (%s)", getattr(record, "__name__", record))
 
 
-def _keeps_outcome(train: TrainFn) -> bool:
+def keeps_outcome(train: TrainFn) -> bool:
     """Whether `train` takes `outcome_dir` (the lab's trainers do): its run then leaves its weights and
     validation predictions in the run's folder (`lab.training.outcome`). A trainer that does not
     (a test's stand-in) trains as before, and its runs show their curves only."""
@@ -89,6 +90,15 @@ def _keeps_outcome(train: TrainFn) -> bool:
     except (TypeError, ValueError):
         return False
     return "outcome_dir" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _device(train: TrainFn, *, in_process: bool) -> str:
+    """What trained the run: the trainer says (its child reported it), or this process when it trained here."""
+    if in_process:
+        from lab.training.train import training_device
+
+        return training_device()
+    return str(getattr(train, "device", "") or "")
 
 
 def default_train() -> TrainFn:

@@ -98,6 +98,7 @@ class RunStatus:
     seconds: float = 0.0
     schema: int = SCHEMA_VERSION
     owner: dict[str, Any] = field(default_factory=dict)
+    device: str = ""  # what trained it ("CPU (2 threads)", "GPU: ..."); "" for runs stored before it was kept
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +120,7 @@ class RunStatus:
                 seconds=float(status.seconds),
                 schema=int(status.schema),
                 owner=dict(status.owner or {}),
+                device=str(status.device or ""),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"malformed status: {exc}") from None
@@ -282,9 +284,9 @@ class RunStore:
             owner=_process_identity(),
         )
 
-    def record_finish(self, key: str, history: list[Row]) -> RunStatus:
-        """Training completed: the final history, then state "done" (the cache hit)."""
-        return self._end(key, "done", history, error=None)
+    def record_finish(self, key: str, history: list[Row], device: str = "") -> RunStatus:
+        """Training completed: the final history, then state "done" (the cache hit), and what trained it."""
+        return self._end(key, "done", history, error=None, device=device)
 
     def record_failure(self, key: str, error: str, history: list[Row] | None = None) -> RunStatus:
         """Training raised: keep the error text and whatever epochs finished."""
@@ -369,9 +371,11 @@ class RunStore:
         self._write_status(folder, status)
         return status
 
-    def _end(self, key: str, state: str, history: list[Row] | None, error: str | None) -> RunStatus:
+    def _end(self, key: str, state: str, history: list[Row] | None, error: str | None, device: str = "") -> RunStatus:
         folder = self.run_dir(key)
         changes: dict[str, Any] = {"state": state, "finished": _now(), "error": error}
+        if device:
+            changes["device"] = device
         if history is not None:
             history = from_rows(history)
             _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
