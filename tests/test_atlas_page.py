@@ -21,5 +21,8 @@ def test_a_fresh_server_shows_the_default_lesson_at_once_from_the_atlas(lab_env,
     assert all(lab_env.worker.status(key).done for key in keys), "answered at once"
     assert lab_env.worker.queue_snapshot() == [] and all(not trainer.calls for trainer in fake.instances)
     page.run()
-    readings = [m for m in page.texts("markdown") if m.startswith(("**Without augmentation:**", "**With augmentation"))]
+    # The live comparison's two readings (the recorded runs below name their length: "(20 epochs)").
+    readings = [
+        m for m in page.texts("markdown") if m.startswith(("**Without augmentation:**", "**With augmentation:**"))
+    ]
     assert len(readings) == 2, readings
