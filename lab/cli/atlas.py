@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     folder = ATLAS_DIR / preset.name
     if args.list:
         for name, config in entries.items():
-            there = "recorded" if (folder / f"{name}.json").exists() else "missing"
+            there = _state(folder / f"{name}.json", config)
             print(f"{name:<20} {config.key()}  {there}")
         return 0
     wanted = {name: config for name, config in entries.items() if not args.only or name in args.only}
@@ -73,17 +74,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _record_all(preset: str, entries: dict[str, RunConfig], folder: Path, *, force: bool, quiet: bool) -> int:
     from lab.data.download import ensure_dataset, is_downloadable
+    from lab.data.registry import DatasetError
     from lab.recordings import save_recording
     from lab.training.train import LastData, train
 
     data = LastData()  # every entry reads the same images: decode them once
     for name, config in entries.items():
         path = folder / f"{name}.json"
-        if path.exists() and not force:
+        if _state(path, config) == "recorded" and not force:
             print(f"{name}: already recorded ({path.name}), kept", flush=True)
             continue
-        if not config.data_dir and is_downloadable(config.dataset):
-            ensure_dataset(config.dataset)
+        try:
+            if not config.data_dir and is_downloadable(config.dataset):
+                ensure_dataset(config.dataset)
+        except DatasetError as exc:  # offline, say: one line that says what to do, not a traceback
+            print(f"python -m lab: error: atlas {preset}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"{name} ({config.key()}): {config.epochs} epochs", flush=True)
         started = time.perf_counter()
         progress = None if quiet else _progress(name, config.epochs)
@@ -96,6 +102,18 @@ def _record_all(preset: str, entries: dict[str, RunConfig], folder: Path, *, for
         saved = save_recording(name, preset, config, {"run": rows}, seconds, folder=folder)
         print(f"{name}: {seconds:.0f} s, val_accuracy {rows[-1]['val_accuracy']:.3f} -> {saved.name}", flush=True)
     return 0
+
+
+def _state(path: Path, config: RunConfig) -> str:
+    """ "recorded" when `path` holds this very configuration; "stale" when the preset has changed since."""
+    try:
+        recorded = RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return "stale"
+    # By key: a recording made before a field was added (at its default) is still this configuration.
+    return "recorded" if recorded.key() == config.key() else "stale"
 
 
 def _progress(name: str, epochs: int):
