@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,15 @@ def comparison_chart(tab):
 
 def summary_table(tab, chart):
     """The first table after the comparison chart: the summary (the data section's table comes before it)."""
-    tables = tab.get_by_test_id("stTable").all()
-    after = [t for t in tables if chart.evaluate("(c, t) => !!(c.compareDocumentPosition(t) & 4)", t.element_handle())]
+    deadline = time.monotonic() + RERUN_MS / 1000  # the table may draw a moment after the chart
+    while True:
+        tables = tab.get_by_test_id("stTable").all()
+        after = [
+            t for t in tables if chart.evaluate("(c, t) => !!(c.compareDocumentPosition(t) & 4)", t.element_handle())
+        ]
+        if after or time.monotonic() > deadline:
+            break
+        tab.wait_for_timeout(250)
     assert after, "no summary table under the chart"
     return after[0]
 
@@ -148,6 +156,7 @@ def test_historys_run_picker_follows_a_run_to_its_end(lab, phone):
     store.record_start(key)
     store.record_epoch(key, from_rows([fake_row(1, running)]))
     phone.goto(server.url)
+    phone.get_by_role("tab", name="History").click(timeout=RERUN_MS)  # History sits in a tab below the curves
     phone.get_by_role("combobox", name="Left run").wait_for(timeout=RERUN_MS)
     before = picker_text(phone, "Left run")
     assert "seed 9" in before and before.endswith("running"), before
