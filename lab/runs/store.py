@@ -286,7 +286,7 @@ class RunStore:
 
     def record_finish(self, key: str, history: list[Row], device: str = "") -> RunStatus:
         """Training completed: the final history, then state "done" (the cache hit), and what trained it."""
-        return self._end(key, "done", history, error=None, device=device)
+        return self._end(key, "done", history, error=None, **({"device": device} if device else {}))
 
     def record_failure(self, key: str, error: str, history: list[Row] | None = None) -> RunStatus:
         """Training raised: keep the error text and whatever epochs finished."""
@@ -371,11 +371,9 @@ class RunStore:
         self._write_status(folder, status)
         return status
 
-    def _end(self, key: str, state: str, history: list[Row] | None, error: str | None, device: str = "") -> RunStatus:
+    def _end(self, key: str, state: str, history: list[Row] | None, error: str | None, **more: Any) -> RunStatus:
         folder = self.run_dir(key)
-        changes: dict[str, Any] = {"state": state, "finished": _now(), "error": error}
-        if device:
-            changes["device"] = device
+        changes: dict[str, Any] = {"state": state, "finished": _now(), "error": error, **more}
         if history is not None:
             history = from_rows(history)
             _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
