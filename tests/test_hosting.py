@@ -113,7 +113,8 @@ def quoted_figures(recording) -> tuple[set[str], set[int]]:
         frame = to_frame(rows)
         summary = summarize(frame)
         percents |= {f"{summary[k]:.0%}" for k in ("accuracy", "val_accuracy", "best_val_accuracy")}
-        epochs |= {summary["best_epoch"], int(frame.loc[frame["val_accuracy"].idxmax(), "epoch"])}
+        # The best epoch (highest validation accuracy) and the epoch of lowest validation loss, which a lesson may name.
+        epochs |= {summary["best_epoch"], int(frame.loc[frame["val_loss"].idxmin(), "epoch"])}
     return percents, epochs
 
 
