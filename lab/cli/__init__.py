@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -13,11 +12,11 @@ from typing import Any
 
 from lab.cli import atlas, sweep
 from lab.cli.folder import EXIT_CANCELLED, EXIT_FAILED, RunFolder, exit_code
+from lab.cli.options import EXIT_BAD_INPUT, add_set_option, parse_overrides
 from lab.cli.report import train_and_report, train_seeds_and_report
 from lab.config import MAX_SEEDS, ConfigError, RunConfig
 from lab.presets import broken_presets, list_presets, load_preset
 
-EXIT_BAD_INPUT = 2
 # Commands with a module of their own (lab/cli/NAME.py): each has `add_parser(commands)`, which adds its
 # subparser, and `run(args) -> int`. Such a module never imports lab.cli itself (that would be a circle).
 COMMANDS: dict[str, Any] = {"sweep": sweep, "atlas": atlas}
@@ -54,15 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="dataset folder: train/<class>/ and validation/<class>/, or <class>/ folders to split. "
             "A preset on the builtin dataset then reads this folder instead.",
         )
-        sub.add_argument(
-            "--set",
-            dest="overrides",
-            metavar="FIELD=VALUE",
-            action="append",
-            default=[],
-            help="override a configuration field, repeatable: --set epochs=5 --set rotation_range=30 "
-            "(augmentation knobs by bare name or as augmentation.NAME)",
-        )
+        add_set_option(sub, "--set epochs=5 --set rotation_range=30")
         sub.add_argument(
             "--out",
             metavar="DIR",
@@ -94,21 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the presets in experiments/")
     commands.add_parser("datasets", help="list the registered datasets")
     return parser
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`FIELD=VALUE` pairs; VALUE is read as JSON when it can be (numbers, true/false), else text."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        field, sep, raw = item.partition("=")
-        if not sep or not field.strip():
-            raise ConfigError(f"--set expects FIELD=VALUE, got '{item}'")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        overrides[field.strip()] = value
-    return overrides
 
 
 def resolve_config(preset_name: str, data: str | None, overrides: list[str]) -> tuple[str, RunConfig]:

@@ -19,13 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from lab.cli.folder import EXIT_FAILED
+from lab.cli.options import EXIT_BAD_INPUT
 from lab.config import ConfigError, RunConfig
 from lab.knobs import KNOBS
 from lab.presets import load_preset
 from lab.runs.seeding import ATLAS_DIR
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

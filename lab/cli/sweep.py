@@ -19,9 +19,8 @@ from typing import Any
 
 from lab import history as hist
 from lab.cli.folder import RunFolder, exit_code
+from lab.cli.options import EXIT_BAD_INPUT, add_set_option, parse_overrides
 from lab.config import ConfigError, RunConfig
-
-EXIT_BAD_INPUT = 2  # as lab.cli's
 
 
 def add_parser(commands: Any) -> None:
@@ -35,14 +34,7 @@ def add_parser(commands: Any) -> None:
         help="the training-set sizes, comma-separated (2 to 8), e.g. 50,100,200,300: each a class-balanced, "
         "seeded subset of the training split",
     )
-    sub.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="FIELD=VALUE",
-        action="append",
-        default=[],
-        help="override a configuration field, repeatable: --set epochs=5",
-    )
+    add_set_option(sub)
     sub.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>-sweep-<preset>-<hash>)")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     sub.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
@@ -74,16 +66,7 @@ def _config(preset_name: str, overrides: list[str]) -> tuple[str, RunConfig]:
     preset = load_preset(preset_name)
     config = preset.config
     if overrides:
-        values: dict[str, Any] = {}
-        for item in overrides:
-            field, sep, raw = item.partition("=")
-            if not sep or not field.strip():
-                raise ConfigError(f"--set expects FIELD=VALUE, got '{item}'")
-            try:
-                values[field.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                values[field.strip()] = raw
-        config = config.with_overrides(values)
+        config = config.with_overrides(parse_overrides(overrides))
     return preset.name, config
 
 

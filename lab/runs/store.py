@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.config import SCHEMA_VERSION, ConfigError, RunConfig
+from lab.files import remove_temporary_files, write_text_atomically
 from lab.history import Row, from_csv, from_rows, to_csv, total_seconds
 from lab.training.outcome import remove_outcome
 
@@ -259,7 +259,7 @@ class RunStore:
             owner=_process_identity(),
         )
         self._write_status(folder, status)
-        _atomic_write_text(folder / CONFIG_FILE, config.to_json() + "\n")
+        write_text_atomically(folder / CONFIG_FILE, config.to_json() + "\n")
         self._forget_warning(key)
         return status
 
@@ -275,7 +275,7 @@ class RunStore:
         """
         history = from_rows(history)
         folder = self.run_dir(key)
-        _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
+        write_text_atomically(folder / HISTORY_FILE, to_csv(history))
         return self._update(
             key,
             state="running",
@@ -323,7 +323,7 @@ class RunStore:
             except OSError as exc:
                 log.warning("cannot mark run %s interrupted: %s", run.key, exc)
                 continue
-            _remove_stale_temp_files(self.root / run.key)
+            remove_temporary_files(self.root / run.key)
             marked.append(run.key)
         if marked:
             log.info("marked %d run(s) left unfinished by a previous process as interrupted", len(marked))
@@ -340,8 +340,8 @@ class RunStore:
         history = from_rows(history)
         folder = self.run_dir(key)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(folder / CONFIG_FILE, config.to_json() + "\n")
-        _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
+        write_text_atomically(folder / CONFIG_FILE, config.to_json() + "\n")
+        write_text_atomically(folder / HISTORY_FILE, to_csv(history))
         stamp, total = _now(), total_seconds(history)
         status = RunStatus(
             "done", config.epochs, len(history), None, stamp, stamp, stamp, total, owner={"seeded": True}
@@ -376,12 +376,12 @@ class RunStore:
         changes: dict[str, Any] = {"state": state, "finished": _now(), "error": error, **more}
         if history is not None:
             history = from_rows(history)
-            _atomic_write_text(folder / HISTORY_FILE, to_csv(history))
+            write_text_atomically(folder / HISTORY_FILE, to_csv(history))
             changes.update(epochs_done=len(history), seconds=total_seconds(history))
         return self._update(key, **changes)
 
     def _write_status(self, folder: Path, status: RunStatus) -> None:
-        _atomic_write_text(folder / STATUS_FILE, json.dumps(status.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_text_atomically(folder / STATUS_FILE, json.dumps(status.to_dict(), indent=2, sort_keys=True) + "\n")
 
     def _warn_once(self, key: str, message: str) -> None:
         # The page polls many times a second: one warning per damaged folder is enough.
@@ -397,45 +397,6 @@ class RunStore:
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that no reader and no crash ever sees a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable where the platform allows (POSIX); best effort."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temp_files(folder: Path) -> None:
-    """Temporary files a killed writer left behind; readers ignore them anyway."""
-    for leftover in folder.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
-
-
 def _sortable_time(stamp: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(stamp) if stamp else None

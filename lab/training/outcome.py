@@ -20,8 +20,6 @@ Importing this module imports neither TensorFlow nor Keras (`load_model` does, w
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lab.config import RunConfig
+from lab.files import write_atomically
 
 if TYPE_CHECKING:
     import keras
@@ -147,7 +146,7 @@ def save_outcome(folder: Path, model: Any, predictions: Predictions) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = model.get_weights()
-    _atomic_npz(folder / WEIGHTS_FILE, {f"w{i:03d}": w for i, w in enumerate(weights)})
+    _save_npz(folder / WEIGHTS_FILE, {f"w{i:03d}": w for i, w in enumerate(weights)})
     arrays = {
         "files": np.asarray(predictions.files, dtype=str),
         "labels": predictions.labels,
@@ -158,7 +157,7 @@ def save_outcome(folder: Path, model: Any, predictions: Predictions) -> None:
         arrays["kinds"] = np.asarray(predictions.kinds, dtype=str)
     if predictions.moved is not None:
         arrays["moved"] = np.asarray(predictions.moved, dtype=np.float32)
-    _atomic_npz(folder / PREDICTIONS_FILE, arrays)
+    _save_npz(folder / PREDICTIONS_FILE, arrays)
 
 
 def load_predictions(folder: Path) -> Predictions | None:
@@ -221,16 +220,6 @@ def remove_outcome(folder: Path) -> None:
             (Path(folder) / name).unlink()
 
 
-def _atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """`np.savez` to a temporary file in the same folder, then rename: a reader sees a whole file or none."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez`, written whole or not at all: a reader sees a whole file or none."""
+    write_atomically(path, lambda file: np.savez(file, **arrays))

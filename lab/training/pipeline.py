@@ -235,7 +235,7 @@ def training_pipeline(data: Data, config: RunConfig):
     dataset = data.train.shuffle(data.train_count, seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size).repeat().enumerate()
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(data.train_count / config.batch_size)
+    return _without_autotune(dataset.prefetch(tf.data.AUTOTUNE)), math.ceil(data.train_count / config.batch_size)
 
 
 def validation_pipeline(data: Data, config: RunConfig):
@@ -249,7 +249,24 @@ def validation_pipeline(data: Data, config: RunConfig):
         return tf.cast(images, tf.float32) * rescale, _shape_labels(labels, binary)
 
     dataset = _with_known_length(data.validation).batch(config.batch_size)
-    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return _without_autotune(dataset)
+
+
+def _without_autotune(dataset):
+    """`dataset` with tf.data's autotuning off (its AUTOTUNE values then take tf.data's fixed defaults).
+
+    Why: deleting an iterator waits for the autotuner's thread, which wakes at a period that doubles as
+    the iterator lives. Keras deletes the training iterator when `fit` returns, so a 20-epoch run in a
+    training child (one pinned core) sat idle for up to 20 s after its last epoch before it could say
+    it was done, and `python -m lab compare quick` took 30 s or 48 s by luck. With it off the run ends
+    at once, and the epochs are no slower (docs/performance.md, "Fast lessons (issue 15)").
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def _with_known_length(dataset):
