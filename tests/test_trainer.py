@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from lab.history import COLUMNS, to_frame
 from lab.runs import trainer as subprocess_trainer
 from lab.runs.trainer import SubprocessTrainer
 from lab.training.child import UNUSED_PACKAGES
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = RunConfig(image_size=48, train_images=40, epochs=2, batch_size=20, augmentation={"rotation_range": 20.0})
 
@@ -84,6 +88,24 @@ def test_the_child_trains_and_cancels_without_loading_the_packages_it_does_not_n
     assert "pandas" in checked and "h5py" in checked, "Streamlit needs pandas and Keras h5py: both are installed"
     loaded = [name for name in checked if f"/{name}/" in mapped]
     assert not loaded, f"loaded into the training child: {loaded}"
+
+
+def test_the_command_line_imports_tensorflow_without_pandas_yet_can_import_pandas_afterwards():
+    """`python -m lab run|compare` imports TensorFlow lean (`import_tensorflow_lean`, issue 15), and still reads
+    several seeds' means with pandas afterwards."""
+    code = (
+        "import sys\n"
+        "from lab.training.child import import_tensorflow_lean\n"
+        "import_tensorflow_lean()\n"
+        "assert 'tensorflow' in sys.modules and 'keras' in sys.modules\n"
+        "print(sorted(n for n in ('pandas', 'scipy', 'h5py') if n in sys.modules))\n"
+        "import pandas\n"
+        "print(pandas.DataFrame({'a': [1]}).shape)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["[]", "(1, 1)"]
 
 
 def test_a_second_job_reuses_the_same_child(trainer):

@@ -15,11 +15,13 @@ from lab.config import RunConfig
 
 def train_and_report(args, name: str, config: RunConfig, out: RunFolder) -> int:
     from lab.cli.outcome import add_outcomes, outcome_folder
+    from lab.training.child import import_tensorflow_lean
     from lab.training.train import compare, train
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
     _write_config(out, name, config)
+    import_tensorflow_lean()
     print(
         f"{args.command} {name} ({config.key()}): {config.dataset}, {config.image_size} px, "
         f"{config.epochs} epochs -> {out.path}",
@@ -70,11 +72,13 @@ def train_seeds_and_report(args, name: str, config: RunConfig, seeds: int, out: 
     """A comparison per seed (each decodes its data once for both sides), then the means across seeds."""
     from lab.cli.outcome import add_seed_outcomes, outcome_folder
     from lab.history import seed_values
+    from lab.training.child import import_tensorflow_lean
     from lab.training.train import compare
 
     progress = None if args.quiet else _progress_printer(config.epochs)
     started = time.perf_counter()
     _write_config(out, name, config)
+    import_tensorflow_lean()
     values = seed_values(config.seed, seeds)
     print(
         f"compare {name} ({config.key()}): {config.dataset}, {config.image_size} px, {config.epochs} epochs, "
