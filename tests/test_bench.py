@@ -162,3 +162,33 @@ def test_together_measures_both_sides_four_ways_and_each_learns_what_it_learns_a
     assert modes["apart"]["wall_over_apart"] == 1
     # Two threads train exactly what one after the other trains (tests/test_train.py checks every epoch).
     assert modes["threads"]["finals"] == modes["apart"]["finals"]
+
+
+def _rows(accuracy: float, val_accuracy: float, epochs: int = 3) -> list[dict]:
+    return [
+        {"epoch": e, "loss": 0.5, "accuracy": accuracy, "val_loss": 0.6, "val_accuracy": val_accuracy, "seconds": 1.0}
+        for e in range(1, epochs + 1)
+    ]
+
+
+def test_the_page_benchmark_judges_the_lesson_on_the_finished_runs_it_finds_in_the_store(tmp_path):
+    """`tools.bench.lesson_page` reads each side's last epoch from the page's store and applies the thresholds
+    `tools.bench.lessons` (and tests/test_cli.py) apply to the command line."""
+    from lab.presets import load_preset
+    from lab.runs.store import RunStore
+    from tools.bench.lesson_page import finals
+    from tools.bench.lessons import lesson_held
+
+    config = load_preset("quick").config
+    store = RunStore(tmp_path)
+    store.seed(config.without_augmentation(), _rows(1.0, 0.63))
+    store.seed(config, _rows(0.92, 0.84))
+    sides = finals(tmp_path)
+    assert sides["baseline"]["accuracy"] == 1.0 and sides["augmented"]["val_accuracy"] == 0.84
+    assert sides["baseline"]["gap"] == pytest.approx(0.37)
+    assert lesson_held("quick", sides)
+    # The augmented side no better than the baseline's validation + 0.15: the lesson does not hold.
+    other = RunStore(tmp_path / "other")
+    other.seed(config.without_augmentation(), _rows(1.0, 0.63))
+    other.seed(config, _rows(0.92, 0.70))
+    assert not lesson_held("quick", finals(tmp_path / "other"))

@@ -118,9 +118,10 @@ def compare(
 
     `together` trains both sides at once, each in a thread of this process, so both curves grow
     side by side; otherwise the baseline first. Either way each side's history is the one it
-    would have alone, bit for bit (`tests/test_train.py`). Why threads: at the lessons' sizes one
-    run keeps about 1.1 of 2 cores busy (small batches), two keep both (docs/performance.md,
-    "Fast lessons (issue 15)"). Should one side fail or be cancelled, the other is stopped too.
+    would have alone, bit for bit (`tests/test_train.py`). Why threads: both curves grow at once, in
+    one process (one runtime's memory), and no slower than one after the other: at the lessons' sizes
+    one run keeps about 1.6 of 2 cores busy, two at once 1.8 (docs/performance.md, "Fast lessons
+    (issue 15)"). Should one side fail or be cancelled, the other is stopped too.
 
     With `outcome_dir`, each side keeps its outcome in `outcome_dir/<side>/` and the comparison's
     `predictions` holds them.

@@ -123,6 +123,8 @@ def _train_shared(config) -> dict[str, dict[str, float]]:
     train_ds = train_ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
     validation = pipeline._with_known_length(data.validation).batch(config.batch_size)
     validation = validation.map(prepare_validation, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # As the lab's own pipelines: without the autotuner, whose thread `fit`'s end would wait for.
+    train_ds, validation = pipeline._without_autotune(train_ds), pipeline._without_autotune(validation)
     steps = -(-data.train_count // config.batch_size)
     history = both.fit(train_ds, steps_per_epoch=steps, epochs=config.epochs, validation_data=validation, verbose=0)
     logs = {name: values[-1] for name, values in history.history.items()}
