@@ -1,4 +1,4 @@
-"""Files written whole or not at all: what a run store, a run's outcome and a recording all need.
+"""Files written whole or not at all: what the run store and a run's outcome (weights, predictions) need.
 
 A reader (another thread, another process, the page after a crash) sees the old file or the new one,
 never half of either: the bytes go to a temporary file in the same folder, are flushed and synced,
