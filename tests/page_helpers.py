@@ -8,7 +8,9 @@ test ids.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -297,3 +299,26 @@ def seed_run(store: RunStore, config: RunConfig, epochs: int | None = None, stat
 
 
 # -- a real server: tools.streamlit_server.StreamlitServer (also the benchmark's and the load test's) ------------------
+
+
+# -- the browser tests ----------------------------------------------------------------------------
+def artifacts_folder(tmp_path_factory: Any) -> Path:
+    """Where the browser tests leave screenshots and server logs: `$LAB_ARTIFACTS`, else a temporary folder."""
+    configured = os.environ.get("LAB_ARTIFACTS")
+    folder = Path(configured) if configured else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def watched_tab(context: Any, closing: Any = None) -> Iterator[Any]:
+    """A new tab in the Playwright `context`; afterwards `closing` (else the context) is closed, and any
+    JavaScript error the page raised fails the test."""
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        (closing or context).close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

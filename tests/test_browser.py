@@ -10,13 +10,12 @@ Controls are found by their visible labels and roles, as a user finds them.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
-from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer
+from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer, artifacts_folder, watched_tab
 
 from tools import browser as chromium
 
@@ -38,10 +37,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
-    configured = os.environ.get("LAB_ARTIFACTS")
-    folder = Path(configured) if configured else tmp_path_factory.mktemp("artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +68,8 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     """A fresh tab (a new Streamlit session) on the page; fails the test on any script error in the page."""
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with watched_tab(browser.new_context(viewport=VIEWPORT)) as tab:
         yield tab
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def shoot(tab, artifacts: Path, name: str, **kwargs) -> Path:

@@ -12,7 +12,7 @@ import re
 import shutil
 
 import pytest
-from page_helpers import REPO, wait_for
+from page_helpers import REPO, wait_for, watched_tab
 from test_browser import (  # noqa: F401 (fixtures: artifacts, server, browser)
     CHROMIUM,
     README_TRAINING_MS,
@@ -38,15 +38,8 @@ pytestmark = [
 @pytest.fixture
 def laptop(browser, server):  # noqa: F811
     """A fresh tab at 1400×1000; fails the test on any script error in the page."""
-    context = browser.new_context(viewport=LAPTOP)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with watched_tab(browser.new_context(viewport=LAPTOP)) as tab:
         yield tab
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def in_first_screen(box: dict | None, viewport: dict = LAPTOP) -> bool:

@@ -8,13 +8,19 @@ go to $LAB_ARTIFACTS (else a pytest temporary folder) as phone-*.png.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
-from page_helpers import HOSTED_MODE_VARIABLES, StreamlitServer, fake_row, seed_run
+from page_helpers import (
+    HOSTED_MODE_VARIABLES,
+    StreamlitServer,
+    artifacts_folder,
+    fake_row,
+    seed_run,
+    watched_tab,
+)
 
 from lab.config import RunConfig
 from lab.history import comparison_configs, from_rows
@@ -40,10 +46,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
-    configured = os.environ.get("LAB_ARTIFACTS")
-    folder = Path(configured) if configured else tmp_path_factory.mktemp("artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +74,8 @@ def phone(lab):
         context = browser.new_context(
             viewport=PHONE, user_agent=PHONE_AGENT, is_mobile=True, has_touch=True, device_scale_factor=2
         )
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
+        with watched_tab(context, closing=browser) as tab:
             yield tab
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def comparison_chart(tab):

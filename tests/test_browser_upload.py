@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from lab_files import class_files, image_bytes, tree, zip_bytes
-from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer
+from page_helpers import HOSTED_MODE_VARIABLES, REPO, StreamlitServer, watched_tab
 
 # Skips this module, with its reason, when playwright is not installed.
 from test_browser import (  # noqa: F401 (fixtures: artifacts, browser, page)
@@ -185,11 +185,7 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
     unpacked = tree(dataset)
 
     # The same zip in a fresh tab (another visitor): a private folder of its own, and not a word about the first.
-    context = browser.new_context(viewport=page.viewport_size)
-    again = context.new_page()
-    errors: list[str] = []
-    again.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with watched_tab(browser.new_context(viewport=page.viewport_size)) as again:
         open_upload_page(again, server)
         upload(again, zips[PHOTOS])
         text = summary_text(again)
@@ -201,9 +197,6 @@ def test_upload_a_zip_of_photos_then_the_same_zip_again(page, browser, server, z
         again.goto(link)
         wait_for_samples(again, {"cats": 3, "dogs": 3})
         assert again.get_by_role("alert").count() == 0
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
     assert tree(dataset) == unpacked, "the first visitor's images were not touched"
 
 
