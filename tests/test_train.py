@@ -111,8 +111,8 @@ def test_the_same_seed_gives_the_same_history_and_another_seed_does_not(two_clas
 
 
 def _epoch_images(config: RunConfig, data, epochs: int) -> list[list[bytes]]:
-    """The training images of each epoch as raw bytes, batch_size == the whole split."""
-    dataset, steps = pipeline.training_pipeline(data, config)
+    """The training images of each epoch as the model trains on them, as raw bytes; batch_size == the whole split."""
+    dataset, steps = pipeline.augmented_batches(data, config)
     assert steps == 1
     return [[image.tobytes() for image in images.numpy()] for images, _ in dataset.take(epochs)]
 
@@ -133,6 +133,40 @@ def test_augmented_batches_repeat_for_a_seed_and_change_across_epochs_and_seeds(
     plain = _epoch_images(config.without_augmentation(), data, 2)
     assert sorted(plain[0]) == sorted(plain[1]) and len(set(plain[0])) == 10
     assert plain[0] != plain[1]  # but the order is reshuffled each epoch
+
+
+def test_the_training_step_augments_exactly_the_batches_augmented_batches_shows(two_class_folder, monkeypatch):
+    """The pipeline hands an augmenting model plain images and its training step augments batch k of the run
+    with the run's seed: what it trains on is what `augmented_batches` shows (the Why section's batch), for a
+    fresh model and for the compiled one kept for the next run with another seed."""
+    import tensorflow as tf
+
+    from lab.training import augment
+
+    seen: list[tuple[int, np.ndarray]] = []
+    original = augment.StepAugmentation.__call__
+
+    def watched(self, images, step):
+        out = original(self, images, step)
+        tf.py_function(lambda s, o: seen.append((int(s), o.numpy())), [step, out], [])
+        return out
+
+    monkeypatch.setattr(augment.StepAugmentation, "__call__", watched)
+    train.MODELS.clear()  # a model kept from another test has its step traced without the watch
+    for seed in (0, 1):  # the second run reuses the first's compiled model
+        config = tiny_config(two_class_folder, augmentation=AUGMENTATION, epochs=2, seed=seed)
+        seen.clear()
+        train.train(config)
+        trained = list(seen)
+        data = pipeline.load(config)
+        dataset, steps = pipeline.augmented_batches(data, config)
+        shown = [images.numpy() for images, _ in dataset.take(2 * steps)]
+        assert [step for step, _ in trained] == list(range(2 * steps))
+        for (_, images), expected in zip(trained, shown, strict=True):
+            np.testing.assert_array_equal(images, expected)
+        plain, _ = next(iter(pipeline.training_pipeline(data, config)[0]))
+        assert plain.numpy().max() > 2, "the pipeline hands an augmenting model images in 0..255"
+        assert shown[0].max() <= 1.0, "and the step rescales them"
 
 
 # -- one compiled model per architecture, reused ------------------------------------------------------
@@ -164,7 +198,7 @@ def test_a_reused_model_trains_exactly_as_a_fresh_one_whatever_ran_on_it_before(
             lambda d, c: ((ds := original(d, c))[0].map(lambda x, y: (x, y * tf.constant(float("nan")))), ds[1]),
         )
         with pytest.raises(TrainingFailed):
-            train.train(config.without_augmentation().replace(seed=9))
+            train.train(config.replace(seed=9))
     train.train(config.replace(dropout=0.0, image_size=64, epochs=1))  # another architecture in between
     again = train.train(config)
 

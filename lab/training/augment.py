@@ -184,6 +184,30 @@ def make_layer(aug: Augmentation):
     return Augment(aug, name="augment")
 
 
+class StepAugmentation:
+    """What a model's training step does to each batch when augmentation is on (`lab.training.model`).
+
+    Batch number `step` of a run (counted from 0 across epochs) is augmented with the seed
+    `(seed, step)` and then rescaled: every epoch draws new variants, and the same seed draws
+    the same ones again. The seed lives in a variable, so a compiled model kept for the next run
+    (`lab.training.train.Models`) takes that run's seed without tracing its step again.
+    """
+
+    def __init__(self, aug: Augmentation, seed: int = 0) -> None:
+        import tensorflow as tf
+
+        self.augmentation = aug
+        self.layer = make_layer(aug)
+        self.seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="augmentation_seed")
+
+    def __call__(self, images, step):
+        """Float (or uint8) images [B, H, W, C] in 0..255 → augmented, rescaled float32 images."""
+        import tensorflow as tf
+
+        seed = tf.stack([tf.convert_to_tensor(self.seed), tf.cast(step, tf.int64)])
+        return tf.cast(self.layer(images, seed=seed), tf.float32) * self.augmentation.rescale
+
+
 # -- the preview, in numpy -------------------------------------------------------------
 # The page shows variants on its first paint, before TensorFlow is imported (importing it
 # takes seconds). The same formula (`affine_matrix`) drives both; a test checks that this

@@ -223,7 +223,7 @@ def augmented_batch(config: RunConfig, n: int = 8) -> Strip:
     from lab.training import pipeline
 
     data = pipeline.load(config)
-    dataset, _ = pipeline.training_pipeline(data, config)
+    dataset, _ = pipeline.augmented_batches(data, config)
     images, labels = [], []
     for batch_images, batch_labels in dataset.take(-(-n // config.batch_size)):
         images.append(batch_images.numpy())

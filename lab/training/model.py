@@ -1,6 +1,9 @@
-"""The course's small CNN, sized by the configuration."""
+"""The course's small CNN, sized by the configuration, which augments its training batches itself."""
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 from lab.config import ARCHITECTURES, RunConfig
 
@@ -9,8 +12,9 @@ def architecture(config: RunConfig, num_classes: int) -> tuple:
     """Everything `build_model` bakes into the model's traced training step: two runs that agree on it can
     train the same compiled model (`lab.training.train` reuses one, reset to a fresh model's state, instead of tracing
     again). The seed and the learning rate are not part of it: they live in variables (the initial weights,
-    Dropout's seed state, the optimizer's learning rate) that the reset assigns."""
-    return (config.image_size, num_classes, float(config.dropout), config.architecture, float(config.l2))
+    Dropout's seed state, the optimizer's learning rate, the augmentation's seed) that the reset assigns."""
+    augmentation = config.augmentation if config.augmentation.enabled else None
+    return (config.image_size, num_classes, float(config.dropout), config.architecture, float(config.l2), augmentation)
 
 
 def build_model(config: RunConfig, num_classes: int):
@@ -22,6 +26,9 @@ def build_model(config: RunConfig, num_classes: int):
     Two classes get one sigmoid unit and binary cross-entropy, as in the course; more
     classes get a softmax. RMSprop with the configured learning rate (the course's 1e-4
     by default). `dropout` > 0 adds the course's Dropout after Flatten.
+
+    With augmentation on, the model's training step augments each batch (`augment_in_training_step`):
+    the training pipeline then hands it unaugmented images in 0..255.
 
     Keep `architecture` in step: whatever here depends on `config` other than the seed and
     the learning rate belongs in it.
@@ -43,10 +50,45 @@ def build_model(config: RunConfig, num_classes: int):
         stack.append(layers.Dense(1, activation="sigmoid", **decay))
     else:
         stack.append(layers.Dense(num_classes, activation="softmax", **decay))
-    model = keras.Sequential(stack, name="course_cnn")
+    model = _course_cnn_class()(stack, name="course_cnn")
+    model.augmentation = None
+    if config.augmentation.enabled:
+        from lab.training.augment import StepAugmentation
+
+        model.augmentation = StepAugmentation(config.augmentation, config.seed)
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def augment_in_training_step(config: RunConfig) -> bool:
+    """Whether `build_model(config)`'s training step augments (and rescales) each batch itself.
+
+    Why in the step and not in tf.data: on two cores the augmentation map ran beside the training
+    step and slowed it by more than its own work; in the step it takes both cores for its turn
+    (lab_aug ÷ floor 1.07 instead of 1.11 at 64 px, docs/performance.md, "Fast lessons (issue 15)").
+    """
+    return config.augmentation.enabled
+
+
+@functools.cache
+def _course_cnn_class() -> Any:
+    """`keras.Sequential` whose training step augments each batch first, when it has an augmentation."""
+    import keras
+
+    class CourseCNN(keras.Sequential):
+        # A StepAugmentation or None. Not a layer nor a Keras variable: the model's weights, what a
+        # run stores and loads, are the same with augmentation or without.
+        augmentation: Any = None
+
+        def train_step(self, data):
+            if self.augmentation is None:
+                return super().train_step(data)
+            images, labels = data
+            # The optimizer counts the batches it has applied: batch k of the run, across epochs.
+            return super().train_step((self.augmentation(images, self.optimizer.iterations), labels))
+
+    return CourseCNN

@@ -1,7 +1,8 @@
-"""The tf.data pipelines: decode once into a cache, then shuffle, batch, augment and rescale.
+"""The tf.data pipelines: decode once into a cache, then shuffle, batch and rescale.
 
-Every augmented variant lives only while its batch is in flight: the images on disk are never
-changed, and memory does not grow with the number of variants.
+Augmentation happens in the model's training step (`lab.training.model`), batch by batch: every
+augmented variant lives only while its batch is in flight, the images on disk are never changed,
+and memory does not grow with the number of variants.
 """
 
 from __future__ import annotations
@@ -211,31 +212,52 @@ def _subset_files(items: list[tuple[str, int]], count: int, seed: int) -> list[t
 
 
 def training_pipeline(data: Data, config: RunConfig):
-    """Shuffle, batch, augment on the fly (training split only), rescale, prefetch.
+    """Shuffle, batch, prefetch; rescale, or leave the augmenting and rescaling to the model.
 
-    Returns (dataset, steps_per_epoch). The dataset repeats forever so that the batch
-    counter, which seeds each batch's augmentation, keeps counting across epochs:
-    every epoch draws new variants, and the same seed draws the same ones again.
+    Returns (dataset, steps_per_epoch). With augmentation on, the batches are the unaugmented
+    images in 0..255 (float32): the model's training step augments each one, seeded by the
+    batch's number in the run, and rescales it (`lab.training.model.augment_in_training_step`;
+    `augmented_batches` shows what it trains on). The dataset repeats forever so that every
+    epoch is a new shuffle and the batch count runs on across epochs: every epoch draws new
+    variants, and the same seed draws the same ones again.
     """
     import tensorflow as tf
 
-    from lab.training.augment import make_layer
+    from lab.training.model import augment_in_training_step
 
-    aug = config.augmentation
-    layer = make_layer(aug) if aug.enabled else None
     binary = data.num_classes == 2
+    # Rescaling is the model's when it augments: the augmentation works on 0..255.
+    rescale = 1.0 if augment_in_training_step(config) else config.augmentation.rescale
 
-    def prepare(step, batch):
-        images, labels = batch
-        if layer is not None:
-            images = layer(images, seed=tf.stack([tf.constant(config.seed, tf.int64), step]))
-        images = tf.cast(images, tf.float32) * aug.rescale
-        return images, _shape_labels(labels, binary)
+    def prepare(images, labels):
+        return tf.cast(images, tf.float32) * rescale, _shape_labels(labels, binary)
 
     dataset = data.train.shuffle(data.train_count, seed=config.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(config.batch_size).repeat().enumerate()
+    dataset = dataset.batch(config.batch_size).repeat()
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _without_autotune(dataset.prefetch(tf.data.AUTOTUNE)), math.ceil(data.train_count / config.batch_size)
+
+
+def augmented_batches(data: Data, config: RunConfig):
+    """The training batches exactly as the model of `config` trains on them: augmented (when on) and rescaled.
+
+    The training pipeline with the model's own step augmentation applied to batch k with the run's
+    seed, as `fit` applies it; for showing and testing, not for training. Returns (dataset, steps_per_epoch).
+    """
+
+    from lab.training.augment import StepAugmentation
+    from lab.training.model import augment_in_training_step
+
+    dataset, steps = training_pipeline(data, config)
+    if not augment_in_training_step(config):
+        return dataset, steps
+    augmentation = StepAugmentation(config.augmentation, config.seed)
+
+    def augment(step, batch):
+        images, labels = batch
+        return augmentation(images, step), labels
+
+    return dataset.enumerate().map(augment), steps
 
 
 def validation_pipeline(data: Data, config: RunConfig):

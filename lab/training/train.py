@@ -202,7 +202,8 @@ def _cures(config: RunConfig) -> list[Any]:
 
 
 class ModelCache:
-    """Compiled course CNNs kept between runs, one per architecture (`lab.training.model.architecture`).
+    """Compiled course CNNs kept between runs, one per architecture (`lab.training.model.architecture`, which
+    includes the augmentation: the model augments in its training step).
 
     Why: TensorFlow keeps about 10 MB of every traced training step for the life of the
     process, `keras.backend.clear_session` or not, so a process that builds a model per run
@@ -212,8 +213,9 @@ class ModelCache:
     seed state, the optimizer's variables and learning rate) are assigned to the cached one.
     """
 
-    def __init__(self, size: int = 3, budget_mb: float = 128) -> None:
-        # A few architectures, not one: a page switching image sizes keeps its traces too. But
+    def __init__(self, size: int = 4, budget_mb: float = 128) -> None:
+        # A few architectures, not one: both sides of a comparison (an augmenting model traces
+        # another step), and a page switching image sizes keeps its traces too. But
         # an idle model holds its weights and optimizer slots (28 MB at 150 px, 470 MB at 512 px):
         # past `budget_mb` the oldest are dropped, so they never add to a later run's peak.
         self.size = size
@@ -274,6 +276,9 @@ def _assign_initial_state(cached: Any, fresh: Any) -> None:
         fresh.optimizer.build(fresh.trainable_variables)
     for target, source in zip(cached.optimizer.variables, fresh.optimizer.variables, strict=True):
         target.assign(source)
+    # The augmentation's seed: the run's, so its batches draw what a fresh model's would.
+    if cached.augmentation is not None:
+        cached.augmentation.seed.assign(fresh.augmentation.seed)
     cached.reset_metrics()
 
 

@@ -10,7 +10,8 @@ What it measures, in one run, on the same data, model (`lab.training.model.build
   (class_mode="binary", batch 20), without and with the seed's augmentation (rotation 40, shifts 0.2, shear 0.2,
   zoom 0.2, horizontal flip, nearest), fed to `model.fit` as the course does.
 - `lab_plain`, `lab_aug`: the lab's own pipeline, `lab.training.pipeline.load` + `training_pipeline`, without and with the
-  same augmentation (the lab's `Augment` layer), with the lab's training settings (`lab.training.train._make_deterministic`).
+  same augmentation (the lab's `Augment` layer, which the lab's model applies in its training step), with the lab's
+  training settings (`lab.training.train._make_deterministic`).
 - `floor`: the compute floor: the same model on decoded float32 tensors already in memory
   (`Dataset.from_tensor_slices(...).batch().cache()`), no augmentation, no decoding.
 - extras (`--extras`): one knob changed from a core variant, to measure a proposed optimisation (XLA, thread

@@ -44,7 +44,10 @@ def course_pipeline(variant: Variant, spec: dict[str, Any]):
 
 
 def lab_pipeline(variant: Variant, config):
-    """lab.training.pipeline.training_pipeline itself, or a copy of it with one knob changed (extras only)."""
+    """lab.training.pipeline.training_pipeline itself, or a copy of it with one knob changed (extras only).
+
+    The lab's model augments in its training step (`lab.training.model`); the extras that augment in their
+    own tf.data map (`Variant.augments_in_data`) get a model that does not."""
     import tensorflow as tf
 
     from lab.training.augment import make_layer
@@ -54,7 +57,7 @@ def lab_pipeline(variant: Variant, config):
         return _index_pipeline(variant, config)
     data = load(config)
     steps = math.ceil(data.train_count / config.batch_size)
-    if not (variant.parallel_calls or variant.tfdata_threads or variant.uint8_to_model):
+    if not (variant.augments_in_data or variant.uint8_to_model):
         dataset, steps = training_pipeline(data, config)
         return dataset, steps, data.train_count
     aug = config.augmentation
@@ -147,7 +150,8 @@ def model_for(variant: Variant, config):
 
     from lab.training.model import build_model
 
-    model = build_model(config, 2)
+    # A pipeline that augments itself hands the model augmented, rescaled images: the model must not augment.
+    model = build_model(config.without_augmentation() if variant.augments_in_data else config, 2)
     if variant.uint8_to_model:
         inputs = keras.Input((config.image_size, config.image_size, 3), dtype="uint8")
         outputs = model(keras.layers.Rescaling(config.augmentation.rescale)(inputs))

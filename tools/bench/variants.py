@@ -36,6 +36,13 @@ class Variant:
     onednn: bool = True  # TF_ENABLE_ONEDNN_OPTS
     course_workers: int = 0  # PyDataset workers for the course's iterator; 0: Keras' default (1: in-line)
     index_shuffle: bool = False  # decoded images in one uint8 array; shuffle indices, gather batches
+    in_data: bool = False  # augment in the tf.data map (as the lab did before issue 15), not in the training step
+
+    @property
+    def augments_in_data(self) -> bool:
+        """Whether the pipeline itself augments: then the model must not augment again in its training step."""
+        own_map = self.parallel_calls or self.tfdata_threads or self.index_shuffle or self.in_data
+        return self.pipeline == "lab" and self.augment and bool(own_map)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -44,7 +51,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("course_plain", "course", False, "ImageDataGenerator(rescale=1/255).flow_from_directory"),
         Variant("course_aug", "course", True, "ImageDataGenerator with the seed's augmentation"),
         Variant("lab_plain", "lab", False, "lab.training.pipeline.training_pipeline, no augmentation"),
-        Variant("lab_aug", "lab", True, "lab.training.pipeline.training_pipeline with the Augment layer"),
+        Variant("lab_aug", "lab", True, "training_pipeline; the model augments in its training step"),
         Variant("floor", "floor", False, "decoded float32 tensors in memory, batched and cached"),
     )
 }
@@ -57,6 +64,7 @@ EXTRAS: dict[str, Variant] = {
         Variant("lab_aug_nodet", "lab", True, "op determinism off, XLA off", "lab_aug", False, False),
         Variant("lab_aug_inter1", "lab", True, "inter-op threads 1", "lab_aug", inter_op=1),
         Variant("lab_aug_intra1", "lab", True, "intra-op threads 1", "lab_aug", intra_op=1),
+        Variant("lab_aug_in_data", "lab", True, "augmentation in the tf.data map (before)", "lab_aug", in_data=True),
         Variant("lab_aug_par1", "lab", True, "augmentation map num_parallel_calls=1", "lab_aug", parallel_calls=1),
         Variant("lab_aug_tfdata1", "lab", True, "tf.data private thread pool of 1", "lab_aug", tfdata_threads=1),
         Variant("lab_plain_u8", "lab", False, "uint8 batches, rescaled in the model", "lab_plain", uint8_to_model=True),
