@@ -67,9 +67,10 @@ def build_model(config: RunConfig, num_classes: int):
 def augment_in_training_step(config: RunConfig) -> bool:
     """Whether `build_model(config)`'s training step augments (and rescales) each batch itself.
 
-    Why in the step and not in tf.data: on two cores the augmentation map ran beside the training
-    step and slowed it by more than its own work; in the step it takes both cores for its turn
-    (lab_aug ÷ floor 1.07 instead of 1.11 at 64 px, docs/performance.md, "Fast lessons (issue 15)").
+    Why in the step and not in a tf.data map: on two cores the map ran beside the training step and
+    slowed it by more than its own work; in the step the resample takes both cores for its turn
+    (at 64 px, epochs 1.06-1.09× the unaugmented floor instead of 1.11-1.16×: docs/performance.md,
+    "Fast lessons (issue 15)").
     """
     return config.augmentation.enabled
 
