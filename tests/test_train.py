@@ -169,6 +169,32 @@ def test_the_training_step_augments_exactly_the_batches_augmented_batches_shows(
         assert shown[0].max() <= 1.0, "and the step rescales them"
 
 
+def test_an_augmenting_model_trains_on_a_gpu_machine_where_op_determinism_is_off():
+    """With a GPU and without op determinism, Keras' jit_compile="auto" turns XLA on, which cannot compile the
+    resample in the training step (a notebook or script building `build_model` without `lab.training.train`).
+    The GPU is pretended: Keras asks `tf.config.list_physical_devices` whether there is one."""
+    code = (
+        "import types\n"
+        "import numpy as np, tensorflow as tf\n"
+        "real = tf.config.list_physical_devices\n"
+        "gpu = types.SimpleNamespace(name='/physical_device:GPU:0', device_type='GPU')\n"
+        "tf.config.list_physical_devices = lambda kind=None: real(kind) + ([gpu] if kind in (None, 'GPU') else [])\n"
+        "from lab.config import Augmentation, RunConfig\n"
+        "from lab.training.model import build_model\n"
+        "config = RunConfig(image_size=48, augmentation=Augmentation(rotation_range=30, horizontal_flip=True))\n"
+        "model = build_model(config, 2)\n"
+        "images = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 3)).astype('float32')\n"
+        "labels = np.array([[0.0], [1.0]] * 4, 'float32')\n"
+        "history = model.fit(images, labels, batch_size=4, epochs=1, verbose=0)\n"
+        "assert np.isfinite(history.history['loss'][-1])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 # -- one compiled model per architecture, reused ------------------------------------------------------
 def test_a_reused_model_trains_exactly_as_a_fresh_one_whatever_ran_on_it_before(two_class_folder, monkeypatch):
     # The process keeps its compiled model between runs (no new trace, no memory growth per run). A

@@ -190,7 +190,7 @@ class StepAugmentation:
     Batch number `step` of a run (counted from 0 across epochs) is augmented with the seed
     `(seed, step)` and then rescaled: every epoch draws new variants, and the same seed draws
     the same ones again. The seed lives in a variable, so a compiled model kept for the next run
-    (`lab.training.train.Models`) takes that run's seed without tracing its step again.
+    (`lab.training.train.ModelCache`) takes that run's seed without tracing its step again.
     """
 
     def __init__(self, aug: Augmentation, seed: int = 0) -> None:

@@ -60,6 +60,9 @@ def build_model(config: RunConfig, num_classes: int):
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # XLA cannot compile the augmentation's resample (`ImageProjectiveTransformV3`), and Keras' "auto"
+        # turns XLA on where a GPU is and op determinism is off (`lab.training.train` always turns it on).
+        jit_compile=False if model.augmentation is not None else "auto",
     )
     return model
 

@@ -102,7 +102,8 @@ def _index_pipeline(variant: Variant, config):
     images = np.empty((len(files), config.image_size, config.image_size, 3), np.uint8)
     labels = np.empty(len(files), np.float32)
     offset = 0
-    for x, y in _decode_files(files, config.image_size, cache=False).batch(64):
+    decoded, _ = _decode_files(files, config.image_size, cache=False)
+    for x, y in decoded.batch(64):
         images[offset : offset + len(y)] = x.numpy()
         labels[offset : offset + len(y)] = y.numpy()
         offset += len(y)

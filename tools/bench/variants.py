@@ -41,7 +41,8 @@ class Variant:
     @property
     def augments_in_data(self) -> bool:
         """Whether the pipeline itself augments: then the model must not augment again in its training step."""
-        own_map = self.parallel_calls or self.tfdata_threads or self.index_shuffle or self.in_data
+        # XLA cannot compile the resample in the training step: an XLA variant augments in its map.
+        own_map = self.parallel_calls or self.tfdata_threads or self.index_shuffle or self.in_data or self.jit_compile
         return self.pipeline == "lab" and self.augment and bool(own_map)
 
 
