@@ -13,7 +13,7 @@ def architecture(config: RunConfig, num_classes: int) -> tuple:
     train the same compiled model (`lab.training.train` reuses one, reset to a fresh model's state, instead of tracing
     again). The seed and the learning rate are not part of it: they live in variables (the initial weights,
     Dropout's seed state, the optimizer's learning rate, the augmentation's seed) that the reset assigns."""
-    augmentation = config.augmentation if config.augmentation.enabled else None
+    augmentation = config.augmentation if augment_in_training_step(config) else None
     return (config.image_size, num_classes, float(config.dropout), config.architecture, float(config.l2), augmentation)
 
 
@@ -51,8 +51,7 @@ def build_model(config: RunConfig, num_classes: int):
     else:
         stack.append(layers.Dense(num_classes, activation="softmax", **decay))
     model = _course_cnn_class()(stack, name="course_cnn")
-    model.augmentation = None
-    if config.augmentation.enabled:
+    if augment_in_training_step(config):
         from lab.training.augment import StepAugmentation
 
         model.augmentation = StepAugmentation(config.augmentation, config.seed)

@@ -244,7 +244,6 @@ def augmented_batches(data: Data, config: RunConfig):
     The training pipeline with the model's own step augmentation applied to batch k with the run's
     seed, as `fit` applies it; for showing and testing, not for training. Returns (dataset, steps_per_epoch).
     """
-
     from lab.training.augment import StepAugmentation
     from lab.training.model import augment_in_training_step
 

@@ -50,7 +50,7 @@ def lab_pipeline(variant: Variant, config):
     own tf.data map (`Variant.augments_in_data`) get a model that does not."""
     import tensorflow as tf
 
-    from lab.training.augment import make_layer
+    from lab.training.augment import StepAugmentation
     from lab.training.pipeline import load, training_pipeline
 
     if variant.index_shuffle:
@@ -61,13 +61,14 @@ def lab_pipeline(variant: Variant, config):
         dataset, steps = training_pipeline(data, config)
         return dataset, steps, data.train_count
     aug = config.augmentation
-    layer = make_layer(aug) if aug.enabled else None
+    # The model's own step augmentation, applied here in the map instead (as the lab did before issue 15).
+    augmentation = StepAugmentation(aug, config.seed) if aug.enabled else None
 
     def prepare(step, batch):
         images, labels = batch
-        if layer is not None:
-            images = layer(images, seed=tf.stack([tf.constant(config.seed, tf.int64), step]))
-        if not variant.uint8_to_model:
+        if augmentation is not None:
+            images = augmentation(images, step)
+        elif not variant.uint8_to_model:
             images = tf.cast(images, tf.float32) * aug.rescale
         return images, tf.cast(labels, tf.float32)[:, None]
 
@@ -93,7 +94,7 @@ def _index_pipeline(variant: Variant, config):
 
     from lab.data.listing import list_folder, resolve_folder
     from lab.data.registry import get_info
-    from lab.training.augment import make_layer
+    from lab.training.augment import StepAugmentation
     from lab.training.pipeline import _decode_files, _subset_files
 
     info = get_info(config.dataset)
@@ -110,13 +111,12 @@ def _index_pipeline(variant: Variant, config):
     table, targets = tf.constant(images), tf.constant(labels)
     del images
     aug = config.augmentation
-    layer = make_layer(aug) if aug.enabled else None
+    augmentation = StepAugmentation(aug, config.seed) if aug.enabled else None
 
     def prepare(step, index):
         batch = tf.gather(table, index)
-        if layer is not None:
-            batch = layer(batch, seed=tf.stack([tf.constant(config.seed, tf.int64), step]))
-        return tf.cast(batch, tf.float32) * aug.rescale, tf.gather(targets, index)[:, None]
+        batch = augmentation(batch, step) if augmentation is not None else tf.cast(batch, tf.float32) * aug.rescale
+        return batch, tf.gather(targets, index)[:, None]
 
     count = len(files)
     dataset = tf.data.Dataset.range(count).shuffle(count, seed=config.seed, reshuffle_each_iteration=True)

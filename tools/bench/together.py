@@ -82,7 +82,7 @@ def _train_shared(config) -> dict[str, dict[str, float]]:
     from lab.training import model as model_module
     from lab.training import pipeline
     from lab.training import train as train_module
-    from lab.training.augment import make_layer
+    from lab.training.augment import StepAugmentation
 
     data = pipeline.load(config)
     binary = data.num_classes == 2
@@ -100,15 +100,14 @@ def _train_shared(config) -> dict[str, dict[str, float]]:
         loss={side: loss for side in networks},
         metrics={side: ["accuracy"] for side in networks},
     )
-    layer = make_layer(config.augmentation)
+    augmentation = StepAugmentation(config.augmentation, config.seed)
     rescale = config.augmentation.rescale
 
     def prepare(step, batch):
         images, labels = batch
-        augmented = layer(images, seed=tf.stack([tf.constant(config.seed, tf.int64), step]))
         labels = pipeline._shape_labels(labels, binary)
         plain = tf.cast(images, tf.float32) * rescale
-        return {"baseline": plain, "augmented": tf.cast(augmented, tf.float32) * rescale}, {
+        return {"baseline": plain, "augmented": augmentation(images, step)}, {
             "baseline": labels,
             "augmented": labels,
         }
